@@ -1,0 +1,92 @@
+"""Wiring: settings in, a ready engine and its parts out.
+
+``open_app`` migrates the database, loads and checks the knowledge and
+templates, builds the CRM backend and the services, and refuses to start
+when TOTP secrets are stored but no key is configured to read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.crm.base import CrmBackend
+from bot.crm.sql import SqlCrm
+from bot.engine import Engine
+from bot.errors import ConfigError
+from bot.flows import ACTIONS, Services
+from bot.identity.secrets import SecretBox, load_key
+from bot.identity.totp import TotpVerifier
+from bot.knowledge.commands import CommandMatcher
+from bot.knowledge.reasons import load_reasons
+from bot.rendering import Renderer, make_environment
+from bot.requests.policy import UnlockPolicy
+from bot.storage.db import Database
+from bot.storage.models import TotpEnrolment
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def templates_dir(settings: Settings) -> Path:
+    return settings.bot.templates_dir or PROJECT_ROOT / "templates"
+
+
+def knowledge_dir(settings: Settings) -> Path:
+    return settings.bot.knowledge_dir or PROJECT_ROOT / "knowledge"
+
+
+def build_crm(settings: Settings, clock: Clock) -> SqlCrm:
+    return SqlCrm(Database(settings.crm_database_url), clock, timeout=settings.crm.timeout_seconds)
+
+
+@dataclass
+class App:
+    settings: Settings
+    clock: Clock
+    database: Database
+    crm: CrmBackend
+    box: SecretBox | None
+    totp: TotpVerifier
+    engine: Engine
+
+
+async def _check_key(database: Database, box: SecretBox | None) -> None:
+    if box is not None:
+        return
+    async with database.session() as session:
+        stored = await session.scalar(select(func.count()).select_from(TotpEnrolment))
+    if stored:
+        raise ConfigError(
+            "security.secret_key: TOTP secrets are stored in the database but no key is configured to read them; "
+            "set [security] secret_key or secret_key_file (or UNLOCKBOT_SECURITY__SECRET_KEY)"
+        )
+
+
+@asynccontextmanager
+async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[App]:
+    clock = clock or SystemClock()
+    database = Database(settings.database_url, echo=settings.database.echo)
+    crm = build_crm(settings, clock)
+    try:
+        await database.upgrade()
+        await crm.create_schema()
+        box = load_key(settings)
+        await _check_key(database, box)
+        knowledge = knowledge_dir(settings)
+        reasons = load_reasons(knowledge / "reasons.yaml")
+        templates = templates_dir(settings)
+        renderer = Renderer(make_environment(templates, settings.bot.timezone, reasons), templates)
+        totp = TotpVerifier(box, clock, settings.totp)
+        services = Services(crm=crm, totp=totp, policy=UnlockPolicy(settings.policy), clock=clock)
+        commands = CommandMatcher.load(knowledge / "commands.yaml", ACTIONS.keys())
+        engine = Engine(database, services, renderer, commands, default_locale=settings.bot.default_locale)
+        yield App(settings, clock, database, crm, box, totp, engine)
+    finally:
+        await crm.aclose()
+        await database.dispose()

@@ -1,0 +1,204 @@
+"""The ``unlockbot`` command line.
+
+    unlockbot [--config FILE] db upgrade
+    unlockbot chat --as USER [--lang zh|en]
+    unlockbot demo [--lang zh|en]            seed when needed, pick a demo user, chat
+    unlockbot demo seed [--reset]
+    unlockbot demo code USER
+    unlockbot crm show USER [--json]
+
+Errors the operator can fix (bad settings, a non-demo database) print one
+clear line on standard error and exit with status 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bot import __version__
+from bot.app import App, open_app
+from bot.config import Settings, load_settings, locale_from_flag
+from bot.errors import AccountNotFound, BotError, ConfigError, CrmError, NotADemoDatabase
+from bot.handlers.console import ConsoleChannel
+from bot.storage.db import upgrade
+
+log = logging.getLogger("bot")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unlockbot", description="The CRM unlock assistant.")
+    parser.add_argument("--version", action="version", version=f"unlockbot {__version__}")
+    parser.add_argument(
+        "--config", type=Path, help="TOML settings file (default: $UNLOCKBOT_CONFIG or ./unlockbot.toml)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to standard error")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("upgrade", help="apply every migration")
+
+    chat = commands.add_parser("chat", help="chat with the assistant in this terminal")
+    chat.add_argument("--as", dest="user", required=True, help="the console user to chat as")
+    chat.add_argument("--lang", help="zh or en")
+
+    demo = commands.add_parser("demo", help="the embedded demo")
+    demo.add_argument("--lang", help="zh or en")
+    demo_commands = demo.add_subparsers(dest="demo_command")
+    seed = demo_commands.add_parser("seed", help="create the demo users in the embedded CRM")
+    seed.add_argument("--reset", action="store_true", help="start the demo again from scratch")
+    code = demo_commands.add_parser("code", help="print a demo user's current TOTP code")
+    code.add_argument("user")
+
+    crm = commands.add_parser("crm", help="ask the configured CRM backend")
+    crm_commands = crm.add_subparsers(dest="crm_command", required=True)
+    show = crm_commands.add_parser("show", help="what the CRM says of a user")
+    show.add_argument("user")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = load_settings(args.config)
+        return asyncio.run(_dispatch(args, settings))
+    except (ConfigError, NotADemoDatabase) as exc:
+        print(f"unlockbot: {exc}", file=sys.stderr)
+        return 2
+    except AccountNotFound as exc:
+        print(f"unlockbot: {exc}", file=sys.stderr)
+        return 1
+    except CrmError as exc:
+        print(f"unlockbot: the CRM backend failed: {exc}", file=sys.stderr)
+        return 1
+    except BotError as exc:
+        print(f"unlockbot: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as other tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "db":
+        await asyncio.to_thread(upgrade, settings.database_url)
+        print("database is up to date")
+        return 0
+    if args.command == "demo":
+        return await _demo(args, settings)
+    async with open_app(settings) as app:
+        if args.command == "chat":
+            await _chat(app, args.user, args.lang)
+            return 0
+        if args.command == "crm":
+            return await _crm_show(app, args.user, as_json=args.json)
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+async def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import demo  # the demo is not part of a production start
+
+    if args.demo_command in (None, "seed"):
+        demo.ensure_key(settings)
+    async with open_app(settings) as app:
+        if args.demo_command == "seed":
+            created = await demo.seed(app, reset=args.reset)
+            print("demo seeded" if created else "demo already seeded (use --reset to start again)")
+            return 0
+        if args.demo_command == "code":
+            print(await demo.current_code(app, args.user))
+            return 0
+        await demo.seed(app, reset=False)
+        user = _pick_demo_user(demo.USERS)
+        if user is None:
+            return 0
+        await _chat(app, user, args.lang)
+        return 0
+
+
+def _pick_demo_user(users: Sequence[Any]) -> str | None:
+    print("Demo users (each locked for one reason):")
+    for number, user in enumerate(users, start=1):
+        reason = user.reason.value if user.reason else ("admin" if user.admin else "not locked")
+        print(f"  [{number}] {user.username:<6} {reason}")
+    while True:
+        sys.stdout.write("Chat as (number or name)> ")
+        sys.stdout.flush()
+        line = sys.stdin.readline()
+        if not line:
+            return None
+        choice = line.strip().lower()
+        for number, user in enumerate(users, start=1):
+            if choice in (str(number), user.username):
+                print(f"\nChatting as {user.username}. Type /quit to leave.\n")
+                return str(user.username)
+        print("Please type one of the numbers or names above.")
+
+
+async def _chat(app: App, user: str, lang: str | None) -> None:
+    console = ConsoleChannel(
+        app.engine.handle,
+        user,
+        locale=locale_from_flag(lang),
+        stdin=sys.stdin,
+        stdout=sys.stdout,
+        interactive=sys.stdin.isatty(),
+        image_dir=app.settings.image_dir,
+    )
+    await console.run()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+async def _crm_show(app: App, username: str, *, as_json: bool) -> int:
+    account = await app.crm.find_account(username)
+    if account is None:
+        raise AccountNotFound(username)
+    status = await app.crm.lock_status(account.username)
+    facts = {
+        "username": account.username,
+        "email": account.email,
+        "display_name": account.display_name,
+        "locked": status.locked,
+        "reason": status.reason.value if status.reason else None,
+        "locked_at": status.locked_at,
+        "evidence": asdict(status.evidence) if status.locked else None,
+    }
+    if as_json:
+        print(json.dumps(_jsonable(facts), ensure_ascii=False, indent=2))
+        return 0
+    print(f"{account.username} <{account.email}> ({account.display_name})")
+    if status.locked:
+        print(
+            f"locked: yes, reason {facts['reason']}, since {status.locked_at.isoformat() if status.locked_at else '?'}"
+        )
+    else:
+        print("locked: no")
+    return 0

@@ -1,0 +1,209 @@
+"""Settings: loaded once at start from one TOML file plus environment overrides.
+
+The file is ``--config PATH``, else ``$UNLOCKBOT_CONFIG``, else ``./unlockbot.toml``
+when it exists; with none of them every key takes its default, which runs the
+embedded demo. Any key can be overridden by ``UNLOCKBOT_<SECTION>__<KEY>``
+(``[database] url`` is ``UNLOCKBOT_DATABASE__URL``; deeper tables add more
+``__``). Invalid settings stop the start with a ``ConfigError`` naming each key,
+what it expected and where the value came from. Secrets are ``SecretStr`` and
+never appear in a repr or a log.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from bot.errors import ConfigError
+from bot.messages import LOCALES
+
+ENV_PREFIX = "UNLOCKBOT_"
+DEFAULT_CONFIG_FILE = Path("unlockbot.toml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BotSettings(_Section):
+    default_locale: Literal["zh-CN", "en"] = "zh-CN"
+    timezone: str = "UTC"
+    data_dir: Path = Path(".unlockbot")
+    templates_dir: Path | None = None
+    knowledge_dir: Path | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as 'Asia/Shanghai')") from exc
+        return value
+
+
+class DatabaseSettings(_Section):
+    # Empty means a SQLite file in [bot] data_dir.
+    url: str = ""
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("expected a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+
+class SecuritySettings(_Section):
+    # A Fernet key (32 url-safe base64 bytes); or a file holding one.
+    secret_key: SecretStr | None = None
+    secret_key_file: Path | None = None
+    # Keys that may still decrypt old secrets during a rotation.
+    previous_keys: tuple[SecretStr, ...] = ()
+
+
+class TotpSettings(_Section):
+    issuer: str = "unlockbot"
+    max_failures: int = Field(default=5, ge=1, le=100)
+    lockout_seconds: int = Field(default=60, ge=1)
+    lockout_max_seconds: int = Field(default=86_400, ge=1)
+
+
+class SqlCrmSettings(_Section):
+    # Empty means a SQLite file of its own in [bot] data_dir: the CRM is another system.
+    url: str = ""
+
+
+class CrmSettings(_Section):
+    backend: Literal["sql"] = "sql"
+    timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    sql: SqlCrmSettings = SqlCrmSettings()
+
+
+PolicyPath = Literal["self_service", "approval", "none"]
+
+
+class PolicyRule(_Section):
+    path: PolicyPath
+    totp: bool = True
+
+
+class ConsoleSettings(_Section):
+    # Where images (QR codes) shown in the console are written; empty means data_dir/images.
+    image_dir: Path | None = None
+
+
+class Settings(_Section):
+    bot: BotSettings = BotSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    security: SecuritySettings = SecuritySettings()
+    totp: TotpSettings = TotpSettings()
+    crm: CrmSettings = CrmSettings()
+    policy: dict[str, PolicyRule] = Field(default_factory=dict)
+    console: ConsoleSettings = ConsoleSettings()
+
+    @field_validator("policy")
+    @classmethod
+    def _known_reasons(cls, value: dict[str, PolicyRule]) -> dict[str, PolicyRule]:
+        from bot.crm.base import LockReason
+
+        known = {r.value for r in LockReason}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown lock reason(s) {', '.join(unknown)}; expected some of {', '.join(sorted(known))}"
+            )
+        return value
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.bot.data_dir / 'unlockbot.db'}"
+
+    @property
+    def crm_database_url(self) -> str:
+        return self.crm.sql.url or f"sqlite:///{self.bot.data_dir / 'crm.db'}"
+
+    @property
+    def image_dir(self) -> Path:
+        return self.console.image_dir or self.bot.data_dir / "images"
+
+    @property
+    def key_file(self) -> Path:
+        return self.security.secret_key_file or self.bot.data_dir / "secret.key"
+
+
+def locale_from_flag(flag: str | None) -> str | None:
+    """``zh``/``en`` (or a full locale) from a command line flag, as one of ``LOCALES``."""
+    if flag is None:
+        return None
+    for locale in LOCALES:
+        if flag.lower() in (locale.lower(), locale.split("-")[0].lower()):
+            return locale
+    raise ConfigError(f"--lang: expected one of zh, en; got {flag!r}")
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "UNLOCKBOT_CONFIG" or name.startswith("UNLOCKBOT_TEST_"):
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return tree
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(error: Mapping[str, Any], origin: str) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    got = error.get("input")
+    shown = "" if error["type"] == "extra_forbidden" or isinstance(got, Mapping) else f" (got {got!r})"
+    if "secret" in key or "key" in key.split(".")[-1]:
+        shown = ""
+    return f"  {key}: {message}{shown} [{origin}]"
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, merge and validate the settings once; raise ``ConfigError`` naming every bad key."""
+    environ = os.environ if environ is None else environ
+    explicit = path or (Path(environ["UNLOCKBOT_CONFIG"]) if environ.get("UNLOCKBOT_CONFIG") else None)
+    file = explicit or (DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None)
+    data: dict[str, Any] = {}
+    if file is not None:
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {file} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {file} is not valid TOML: {exc}") from exc
+    overrides = _env_overrides(environ)
+    try:
+        return Settings.model_validate(_merge(data, overrides))
+    except ValidationError as exc:
+        origin = f"{file}" if file else "defaults"
+        lines = []
+        for error in exc.errors():
+            env_name = ENV_PREFIX + "__".join(str(p).upper() for p in error["loc"])
+            lines.append(_describe(error, env_name if env_name in environ else origin))
+        raise ConfigError("invalid settings:\n" + "\n".join(lines)) from None

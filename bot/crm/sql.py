@@ -1,0 +1,262 @@
+"""The ``sql`` backend: the embedded CRM, reached through SQLAlchemy.
+
+The default backend, so that the whole product runs on a fresh machine. It
+supports every capability; ``bot.demo`` fills it with demo users.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import Clock
+from bot.crm.base import (
+    Account,
+    Capability,
+    Evidence,
+    FlaggedAction,
+    Incident,
+    LicenceInfo,
+    LockReason,
+    LockStatus,
+    LoginAttempt,
+    MaintenanceWindow,
+    PasswordReset,
+    Reachability,
+    SystemStatus,
+)
+from bot.crm.sql_schema import (
+    CrmAdminAction,
+    CrmBase,
+    CrmFlaggedAction,
+    CrmIncident,
+    CrmLicence,
+    CrmLoginAttempt,
+    CrmMaintenance,
+    CrmSystemState,
+    CrmTrustedIp,
+    CrmUser,
+)
+from bot.errors import AccountNotFound, CrmUnavailable
+from bot.storage.db import Database
+
+
+def mask_email(email: str) -> str:
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+class SqlCrm:
+    """The embedded CRM backend."""
+
+    name = "sql"
+
+    def __init__(self, database: Database, clock: Clock, *, timeout: float = 5.0) -> None:
+        self._db = database
+        self._clock = clock
+        self._timeout = timeout
+
+    @property
+    def database(self) -> Database:
+        return self._db
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return frozenset(Capability)
+
+    async def create_schema(self) -> None:
+        async with self._db.engine.begin() as connection:
+            await connection.run_sync(CrmBase.metadata.create_all)
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncSession]:
+        try:
+            async with asyncio.timeout(self._timeout), self._db.session() as session, session.begin():
+                yield session
+        except TimeoutError as exc:
+            raise CrmUnavailable("the embedded CRM did not answer in time") from exc
+        except OperationalError as exc:
+            raise CrmUnavailable(f"the embedded CRM database failed: {exc.orig}") from exc
+
+    async def _user(self, session: AsyncSession, username: str) -> CrmUser:
+        user = await session.scalar(select(CrmUser).where(CrmUser.username == username))
+        if user is None:
+            raise AccountNotFound(username)
+        return user
+
+    async def find_account(self, query: str) -> Account | None:
+        async with self._session() as session:
+            user = await session.scalar(
+                select(CrmUser).where((CrmUser.username == query) | (func.lower(CrmUser.email) == query.lower()))
+            )
+            if user is None:
+                return None
+            return Account(user.username, user.email, user.display_name, user.active)
+
+    async def lock_status(self, username: str) -> LockStatus:
+        async with self._session() as session:
+            user = await self._user(session, username)
+            if not user.locked:
+                return LockStatus(username=username, locked=False)
+            reason = LockReason(user.lock_reason) if user.lock_reason in set(LockReason) else LockReason.UNKNOWN
+            return LockStatus(
+                username=username,
+                locked=True,
+                reason=reason,
+                locked_at=user.locked_at,
+                evidence=await self._evidence(session, user, reason),
+            )
+
+    async def _evidence(self, session: AsyncSession, user: CrmUser, reason: LockReason) -> Evidence:
+        detail = dict(user.lock_detail or {})
+        since = user.locked_at or self._clock.now()
+        attempts = (
+            await session.scalars(
+                select(CrmLoginAttempt)
+                .where(CrmLoginAttempt.user_id == user.id, CrmLoginAttempt.success.is_(False))
+                .order_by(CrmLoginAttempt.at.desc())
+                .limit(10)
+            )
+        ).all()
+        flagged = await session.scalar(
+            select(CrmFlaggedAction).where(CrmFlaggedAction.user_id == user.id).order_by(CrmFlaggedAction.at.desc())
+        )
+        maintenance = incident = None
+        if reason is LockReason.MAINTENANCE:
+            maintenance = next(iter(await self._windows(session, since)), None)
+        if reason is LockReason.SYSTEM_FAULT:
+            incident = next(iter(await self._open_incidents(session)), None)
+        lifts_at = detail.get("lifts_at")
+        return Evidence(
+            failed_attempts=tuple(
+                LoginAttempt(a.at, a.ip, a.success, a.location) for a in sorted(attempts, key=lambda a: a.at)
+            ),
+            flagged_action=FlaggedAction(flagged.at, flagged.action, flagged.detail) if flagged else None,
+            licence=await self._licence_info(session, user),
+            ip=detail.get("ip"),
+            location=detail.get("location"),
+            operations=detail.get("operations"),
+            window_minutes=detail.get("window_minutes"),
+            lifts_at=datetime.fromisoformat(lifts_at) if lifts_at else None,
+            maintenance=maintenance,
+            incident=incident,
+            detail=str(detail.get("detail", "")),
+        )
+
+    async def _licence_info(self, session: AsyncSession, user: CrmUser) -> LicenceInfo | None:
+        if user.licence_id is None:
+            return None
+        licence = await session.get(CrmLicence, user.licence_id)
+        if licence is None:
+            return None
+        used = await session.scalar(
+            select(func.count()).select_from(CrmUser).where(CrmUser.licence_id == licence.id, CrmUser.active)
+        )
+        return LicenceInfo(
+            name=licence.name,
+            expires_at=licence.expires_at,
+            seats_total=licence.seats_total,
+            seats_used=used,
+            trial=licence.trial,
+            usage_cap=licence.usage_cap,
+            usage_used=licence.usage_used,
+        )
+
+    async def _windows(self, session: AsyncSession, since: datetime) -> list[MaintenanceWindow]:
+        rows = await session.scalars(
+            select(CrmMaintenance).where(CrmMaintenance.ends_at >= since).order_by(CrmMaintenance.starts_at)
+        )
+        return [MaintenanceWindow(w.starts_at, w.ends_at, w.note) for w in rows]
+
+    async def _open_incidents(self, session: AsyncSession) -> list[Incident]:
+        rows = await session.scalars(
+            select(CrmIncident).where(CrmIncident.resolved_at.is_(None)).order_by(CrmIncident.started_at)
+        )
+        return [Incident(str(i.id), i.title, i.started_at, i.status, i.resolved_at) for i in rows]
+
+    async def _record_once(self, session: AsyncSession, key: str, action: str, username: str) -> bool:
+        """Record an admin action under its idempotency key; False when it was done before."""
+        if await session.scalar(select(CrmAdminAction.id).where(CrmAdminAction.idempotency_key == key)):
+            return False
+        session.add(CrmAdminAction(idempotency_key=key, action=action, username=username, at=self._clock.now()))
+        # A concurrent call with the same key makes this flush fail: see the callers.
+        await session.flush()
+        return True
+
+    async def unlock(self, username: str, *, idempotency_key: str) -> None:
+        try:
+            async with self._session() as session:
+                user = await self._user(session, username)
+                if await self._record_once(session, idempotency_key, "unlock", username):
+                    user.locked = False
+                    user.lock_reason = None
+                    user.locked_at = None
+                    user.lock_detail = {}
+        except IntegrityError:
+            return  # a concurrent call with the same key did it
+
+    async def reset_password(self, username: str, *, idempotency_key: str) -> PasswordReset:
+        try:
+            async with self._session() as session:
+                user = await self._user(session, username)
+                if await self._record_once(session, idempotency_key, "reset_password", username):
+                    user.must_change_password = True
+        except IntegrityError:
+            pass  # a concurrent call with the same key did it
+        account = await self.find_account(username)
+        return PasswordReset(sent_to=mask_email(account.email) if account else None)
+
+    async def add_trusted_ip(self, username: str, ip: str, *, note: str) -> None:
+        async with self._session() as session:
+            user = await self._user(session, username)
+            exists = await session.scalar(
+                select(CrmTrustedIp.id).where(CrmTrustedIp.user_id == user.id, CrmTrustedIp.ip == ip)
+            )
+            if exists is None:
+                session.add(CrmTrustedIp(user_id=user.id, ip=ip, note=note))
+
+    async def trusted_ips(self, username: str) -> list[str]:
+        async with self._session() as session:
+            user = await self._user(session, username)
+            return list(await session.scalars(select(CrmTrustedIp.ip).where(CrmTrustedIp.user_id == user.id)))
+
+    async def licence(self, username: str) -> LicenceInfo | None:
+        async with self._session() as session:
+            return await self._licence_info(session, await self._user(session, username))
+
+    async def system_status(self) -> SystemStatus:
+        async with self._session() as session:
+            state = await session.scalar(select(CrmSystemState))
+            return SystemStatus(
+                maintenance=tuple(await self._windows(session, self._clock.now())),
+                incidents=tuple(await self._open_incidents(session)),
+                last_backup_at=state.last_backup_at if state else None,
+                writes_paused=state.writes_paused if state else None,
+                inbound_channels=dict(state.inbound_channels) if state else None,
+            )
+
+    async def locks_since(self, since: datetime) -> int:
+        async with self._session() as session:
+            count = await session.scalar(
+                select(func.count()).select_from(CrmUser).where(CrmUser.locked, CrmUser.locked_at >= since)
+            )
+            return int(count or 0)
+
+    async def probe(self) -> Reachability:
+        started = time.perf_counter()
+        try:
+            async with self._session() as session:
+                await session.scalar(select(func.count()).select_from(CrmSystemState))
+        except CrmUnavailable as exc:
+            return Reachability(False, None, str(exc))
+        return Reachability(True, (time.perf_counter() - started) * 1000)
+
+    async def aclose(self) -> None:
+        await self._db.dispose()

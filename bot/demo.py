@@ -1,0 +1,216 @@
+"""The demo: an embedded CRM with one user locked for every reason, linked and enrolled.
+
+``seed`` fills the embedded CRM and the bot's tables; the database is then
+marked as a demo database, and only such a database lets ``demo code`` print
+a user's current TOTP code. Demo TOTP secrets are fixed (derived from the
+username) so a walkthrough can be repeated, and stored encrypted like any other.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.app import App
+from bot.config import Settings
+from bot.crm.base import LockReason
+from bot.crm.sql import SqlCrm
+from bot.crm.sql_schema import (
+    CrmBase,
+    CrmFlaggedAction,
+    CrmIncident,
+    CrmLicence,
+    CrmLoginAttempt,
+    CrmMaintenance,
+    CrmSystemState,
+    CrmUser,
+)
+from bot.errors import ConfigError, NotADemoDatabase
+from bot.identity.linking import link
+from bot.identity.secrets import create_key_file, load_key
+from bot.storage.models import Base, BotMeta
+
+DEMO_FLAG = "demo"
+CONSOLE = "console"
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    display_name: str
+    reason: LockReason | None
+    admin: bool = False
+    licence: str = "Sales Standard"
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+USERS = (
+    DemoUser("alice", "Alice Wang", LockReason.FAILED_PASSWORD),
+    DemoUser("bob", "Bob Li", LockReason.UNUSUAL_IP, detail={"ip": "198.51.100.23", "location": "Chengdu, CN"}),
+    DemoUser("carol", "Carol Zhang", LockReason.LICENSE_EXPIRED, licence="Sales Partner"),
+    DemoUser("dave", "Dave Chen", LockReason.SEAT_LIMIT),
+    DemoUser("erin", "Erin Zhao", LockReason.SYSTEM_FAULT),
+    DemoUser("frank", "Frank Liu", LockReason.POLICY_VIOLATION),
+    DemoUser(
+        "grace",
+        "Grace Huang",
+        LockReason.NETWORK,
+        detail={"detail": "the session dropped 4 times in 2 minutes and was closed"},
+    ),
+    DemoUser("heidi", "Heidi Wu", LockReason.RATE_LIMIT, detail={"operations": 480, "window_minutes": 10}),
+    DemoUser("ivan", "Ivan Zhou", LockReason.TRIAL_LIMIT, licence="Marketing Trial"),
+    DemoUser("judy", "Judy Xu", LockReason.MAINTENANCE),
+    DemoUser("kim", "Kim Sun", None),
+    DemoUser("sam", "Sam Ma", None, admin=True),
+    DemoUser("tina", "Tina Guo", None, admin=True),
+)
+
+
+def demo_secret(username: str) -> str:
+    """A fixed 160-bit base32 secret per demo user."""
+    digest = hashlib.sha256(f"unlockbot demo secret for {username}".encode()).digest()[:20]
+    return base64.b32encode(digest).decode()
+
+
+def ensure_key(settings: Settings) -> None:
+    """Give the demo an encryption key file when no key is configured anywhere."""
+    if load_key(settings) is None:
+        create_key_file(settings.key_file)
+
+
+async def is_demo(session: AsyncSession) -> bool:
+    flag = await session.get(BotMeta, DEMO_FLAG)
+    return flag is not None and flag.value == "true"
+
+
+async def has_bot_data(session: AsyncSession) -> bool:
+    for table in Base.metadata.sorted_tables:
+        if await session.scalar(select(table).limit(1)) is not None:
+            return True
+    return False
+
+
+async def require_demo(session: AsyncSession) -> None:
+    if not await is_demo(session):
+        raise NotADemoDatabase("this is not a demo database: demo commands refuse to run on it")
+
+
+async def _clear_bot_tables(session: AsyncSession) -> None:
+    for table in reversed(Base.metadata.sorted_tables):
+        await session.execute(delete(table))
+
+
+def _crm_rows(now: datetime) -> list[Any]:
+    licences = {
+        "Sales Standard": CrmLicence(name="Sales Standard", expires_at=now + timedelta(days=200), seats_total=10),
+        "Sales Partner": CrmLicence(name="Sales Partner", expires_at=now - timedelta(days=3), seats_total=5),
+        "Marketing Trial": CrmLicence(
+            name="Marketing Trial", expires_at=now + timedelta(days=9), trial=True, usage_cap=1000, usage_used=1000
+        ),
+    }
+    rows: list[Any] = list(licences.values())
+    users: dict[str, CrmUser] = {}
+    for demo in USERS:
+        locked_at = now - timedelta(minutes=12) if demo.reason else None
+        detail = dict(demo.detail)
+        if demo.reason is LockReason.RATE_LIMIT:
+            detail["lifts_at"] = (now + timedelta(minutes=45)).isoformat()
+        user = CrmUser(
+            username=demo.username,
+            email=f"{demo.username}@example.com",
+            display_name=demo.display_name,
+            is_admin=demo.admin,
+            licence=licences[demo.licence],
+            locked=demo.reason is not None,
+            lock_reason=demo.reason.value if demo.reason else None,
+            locked_at=locked_at,
+            lock_detail=detail,
+        )
+        users[demo.username] = user
+        rows.append(user)
+    rows += [
+        CrmLoginAttempt(user=users["alice"], at=now - timedelta(minutes=16 - i), ip="203.0.113.7", success=False)
+        for i in range(5)
+    ]
+    rows += [
+        CrmLoginAttempt(
+            user=users["bob"], at=now - timedelta(days=1), ip="192.0.2.10", success=True, location="Shanghai"
+        ),
+        CrmLoginAttempt(
+            user=users["bob"], at=now - timedelta(minutes=13), ip="198.51.100.23", success=False, location="Chengdu, CN"
+        ),
+        CrmFlaggedAction(
+            user=users["frank"],
+            at=now - timedelta(minutes=13),
+            action="bulk delete of customer records",
+            detail="312 customer records deleted in one batch",
+        ),
+        CrmMaintenance(
+            starts_at=now - timedelta(minutes=30),
+            ends_at=now + timedelta(minutes=90),
+            note="Database upgrade of the reporting module",
+        ),
+        CrmIncident(
+            title="Database storage fault in the orders module",
+            status="investigating",
+            started_at=now - timedelta(minutes=40),
+        ),
+        CrmSystemState(
+            last_backup_at=now.replace(hour=2, minute=0, second=0, microsecond=0)
+            - (timedelta(days=1) if now.hour < 2 else timedelta()),
+            writes_paused=False,
+            inbound_channels={"email": True, "web_forms": True, "phone_sync": False},
+        ),
+    ]
+    return rows
+
+
+async def seed(app: App, *, reset: bool) -> bool:
+    """Fill the demo; ``False`` when it was already there and ``reset`` was not asked for."""
+    now = app.clock.now()
+    async with app.database.session() as session, session.begin():
+        demo = await is_demo(session)
+        if not demo and await has_bot_data(session):
+            raise NotADemoDatabase("this database holds real data; refusing to seed a demo into it")
+        if demo and not reset:
+            return False
+        await _clear_bot_tables(session)
+    if not isinstance(app.crm, SqlCrm):
+        raise ConfigError("crm.backend: the demo runs on the embedded 'sql' backend only")
+    crm_db = app.crm.database
+    async with crm_db.engine.begin() as connection:
+        await connection.run_sync(CrmBase.metadata.drop_all)
+        await connection.run_sync(CrmBase.metadata.create_all)
+    async with crm_db.session() as session, session.begin():
+        session.add_all(_crm_rows(now))
+    async with app.database.session() as session, session.begin():
+        session.add(BotMeta(key=DEMO_FLAG, value="true"))
+        for demo_user in USERS:
+            await link(
+                session,
+                now=now,
+                channel=CONSOLE,
+                team_id="",
+                user_id=demo_user.username,
+                username=demo_user.username,
+                by="demo",
+            )
+            await app.totp.enrol(
+                session, demo_user.username, demo_secret(demo_user.username), active=True, actor="demo"
+            )
+    return True
+
+
+async def current_code(app: App, username: str) -> str:
+    async with app.database.session() as session:
+        await require_demo(session)
+        enrolment = await app.totp.enrolment(session, username)
+        if enrolment is None or not enrolment.active:
+            raise NotADemoDatabase(f"{username!r} is not an enrolled demo user")
+        return app.totp.current_code(enrolment)

@@ -1,0 +1,240 @@
+"""The engine: one inbound event in, rendered replies out, the conversation saved between.
+
+Conversation state is kept per (channel, team, user) in the database, so a
+restart resumes the same step. Each turn runs in one transaction: a flow that
+fails changes nothing, and the person gets a clear reply in their language
+while the operator gets a log line. Channels call ``handle`` and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import re
+import weakref
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.errors import BotError
+from bot.flows import ACTIONS, FLOWS, Flow, Outcome, Services, Turn
+from bot.flows.menu import MENU_BUTTONS
+from bot.identity.linking import linked_username
+from bot.knowledge.commands import CommandMatcher
+from bot.messages import (
+    LOCALES,
+    Inbound,
+    InboundKind,
+    Rendered,
+    Reply,
+    replies_from_json,
+    replies_to_json,
+)
+from bot.rendering import Renderer
+from bot.storage.db import Database
+from bot.storage.models import Conversation, ProcessedEvent
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 2000
+# Control and invisible formatting characters: dropped from what people type.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+# Words that leave any step, even one waiting for a code.
+ESCAPES = frozenset({"cancel", "menu"})
+
+
+def clean_text(text: str) -> str:
+    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\t", " ")).strip()
+
+
+def detect_locale(text: str) -> str | None:
+    """zh-CN for Chinese script, en for Latin words, ``None`` when the text does not tell."""
+    if _CJK.search(text):
+        return "zh-CN"
+    if _LATIN_WORD.search(text):
+        return "en"
+    return None
+
+
+class Engine:
+    """Dispatches inbound events to flows and keeps each conversation's state."""
+
+    def __init__(
+        self,
+        database: Database,
+        services: Services,
+        renderer: Renderer,
+        commands: CommandMatcher,
+        *,
+        default_locale: str,
+    ) -> None:
+        self._db = database
+        self._services = services
+        self._renderer = renderer
+        self._commands = commands
+        self._default_locale = default_locale
+        self._locks: weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def _lock(self, inbound: Inbound) -> asyncio.Lock:
+        key = (inbound.channel, inbound.team_id, inbound.user_id)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
+
+    async def handle(self, inbound: Inbound) -> list[Rendered]:
+        """Handle one event; never raises for anything the person did."""
+        lock = self._lock(inbound)  # held in a local so the weak entry lives for the turn
+        async with lock:
+            locale = inbound.locale_hint if inbound.locale_hint in LOCALES else self._default_locale
+            try:
+                async with self._db.session() as session, session.begin():
+                    if inbound.event_id and await self._seen_before(session, inbound):
+                        return []
+                    conversation = await self._conversation(session, inbound)
+                    locale = conversation.locale = self._locale(conversation, inbound)
+                    replies = await self._turn(session, conversation, inbound)
+                    locale = conversation.locale
+            except BotError as exc:
+                log.warning("turn failed for %s:%s: %s", inbound.channel, inbound.user_id, exc)
+                replies = [Reply(exc.reply, buttons=MENU_BUTTONS)]
+            except Exception:
+                log.exception("unexpected error in a turn for %s:%s", inbound.channel, inbound.user_id)
+                replies = [Reply("errors/internal", buttons=MENU_BUTTONS)]
+            return [self._renderer.render(reply, locale) for reply in replies]
+
+    async def _seen_before(self, session: AsyncSession, inbound: Inbound) -> bool:
+        assert inbound.event_id is not None
+        if await session.get(ProcessedEvent, (inbound.channel, inbound.event_id)) is not None:
+            log.info("duplicate event %s:%s ignored", inbound.channel, inbound.event_id)
+            return True
+        session.add(ProcessedEvent(channel=inbound.channel, event_id=inbound.event_id, at=self._services.clock.now()))
+        return False
+
+    async def _conversation(self, session: AsyncSession, inbound: Inbound) -> Conversation:
+        conversation = await session.scalar(
+            select(Conversation)
+            .where(
+                Conversation.channel == inbound.channel,
+                Conversation.team_id == inbound.team_id,
+                Conversation.user_id == inbound.user_id,
+            )
+            .with_for_update()
+        )
+        if conversation is None:
+            conversation = Conversation(
+                channel=inbound.channel,
+                team_id=inbound.team_id,
+                user_id=inbound.user_id,
+                locale=inbound.locale_hint if inbound.locale_hint in LOCALES else self._default_locale,
+                locale_chosen=False,
+                data={},
+                offered=[],
+                prompt="[]",
+                updated_at=self._services.clock.now(),
+            )
+            session.add(conversation)
+        return conversation
+
+    def _locale(self, conversation: Conversation, inbound: Inbound) -> str:
+        """A choice the person made wins; otherwise the script of what they type."""
+        if inbound.locale_explicit and inbound.locale_hint in LOCALES:
+            conversation.locale_chosen = True
+            return inbound.locale_hint
+        if conversation.locale_chosen:
+            return conversation.locale
+        if inbound.kind is InboundKind.TEXT:
+            return detect_locale(inbound.text) or conversation.locale
+        return conversation.locale
+
+    async def _turn(self, session: AsyncSession, conversation: Conversation, inbound: Inbound) -> list[Reply]:
+        now = self._services.clock.now()
+        conversation.updated_at = now
+        turn = Turn(
+            inbound=inbound,
+            locale=conversation.locale,
+            session=session,
+            services=self._services,
+            username=await linked_username(session, inbound.channel, inbound.team_id, inbound.user_id),
+            data=dict(conversation.data or {}),
+            now=now,
+        )
+        flow = FLOWS.get(conversation.flow or "")
+        step = flow.steps.get(conversation.step or "") if flow else None
+
+        if inbound.kind is InboundKind.START:
+            if step is not None:
+                return [Reply("engine/welcome_back"), *self._prompt(conversation)]
+            return await self._run(conversation, turn, ACTIONS["menu"], None)
+
+        if inbound.kind is InboundKind.BUTTON:
+            action = inbound.button
+            if action not in (conversation.offered or []):
+                return self._repeat(conversation, "engine/unknown_option")
+            if action in ACTIONS:
+                return await self._run(conversation, turn, ACTIONS[action], None)
+            if flow is not None and step is not None:
+                return await self._run(conversation, turn, flow, conversation.step)
+            return self._repeat(conversation, "engine/unknown_option")
+
+        text = clean_text(inbound.text)
+        if not text:
+            return self._repeat(conversation, "engine/empty")
+        if len(text) > MAX_TEXT:
+            return self._repeat(conversation, "engine/too_long", {"limit": MAX_TEXT})
+        turn.inbound = dataclasses.replace(inbound, text=text)
+        command = self._commands.match(text)
+        if flow is not None and conversation.step in flow.takes_text and command not in ESCAPES:
+            return await self._run(conversation, turn, flow, conversation.step)
+        if command is not None:
+            return await self._run(conversation, turn, ACTIONS[command], None)
+        self._settle(conversation, ACTIONS["menu"], Outcome([]))
+        return self._remember(conversation, [Reply("engine/not_understood", buttons=MENU_BUTTONS)])
+
+    async def _run(self, conversation: Conversation, turn: Turn, flow: Flow, step: str | None) -> list[Reply]:
+        handler = flow.steps[step] if step is not None else flow.start
+        if step is None:
+            turn.data = {}
+        outcome = await handler(turn)
+        replies = list(outcome.replies)
+        if outcome.locale is not None:
+            conversation.locale = outcome.locale
+            conversation.locale_chosen = True
+        self._settle(conversation, flow, outcome)
+        if outcome.then is not None:
+            follow = ACTIONS[outcome.then]
+            turn.data, turn.locale = {}, conversation.locale
+            next_outcome = await follow.start(turn)
+            replies += next_outcome.replies
+            self._settle(conversation, follow, next_outcome)
+        return self._remember(conversation, replies)
+
+    @staticmethod
+    def _settle(conversation: Conversation, flow: Flow, outcome: Outcome) -> None:
+        conversation.flow = flow.name if outcome.step else None
+        conversation.step = outcome.step
+        conversation.data = dict(outcome.data) if outcome.step else {}
+
+    @staticmethod
+    def _remember(conversation: Conversation, replies: Sequence[Reply]) -> list[Reply]:
+        """Keep what was offered (only those buttons may be pressed) and what to repeat on resume."""
+        conversation.offered = [button.action for reply in replies for button in reply.buttons]
+        conversation.prompt = replies_to_json(replies)
+        return list(replies)
+
+    def _prompt(self, conversation: Conversation) -> list[Reply]:
+        return replies_from_json(conversation.prompt or "[]")
+
+    def _repeat(
+        self, conversation: Conversation, template: str, context: dict[str, object] | None = None
+    ) -> list[Reply]:
+        """Say what went wrong and repeat the last question, leaving the state as it was."""
+        prompt = self._prompt(conversation)
+        if not prompt:
+            return self._remember(conversation, [Reply(template, context or {}, buttons=MENU_BUTTONS)])
+        return [Reply(template, context or {}), *prompt]

@@ -1,0 +1,50 @@
+"""Which CRM user a chat account belongs to."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.requests import audit
+from bot.storage.models import ChatIdentity
+
+
+async def linked_username(session: AsyncSession, channel: str, team_id: str, user_id: str) -> str | None:
+    return await session.scalar(
+        select(ChatIdentity.crm_username).where(
+            ChatIdentity.channel == channel,
+            ChatIdentity.team_id == team_id,
+            ChatIdentity.platform_user_id == user_id,
+        )
+    )
+
+
+async def link(
+    session: AsyncSession, *, now: datetime, channel: str, team_id: str, user_id: str, username: str, by: str
+) -> ChatIdentity:
+    """Bind the chat account to ``username`` (replacing an earlier binding) and audit it."""
+    identity = await session.scalar(
+        select(ChatIdentity).where(
+            ChatIdentity.channel == channel,
+            ChatIdentity.team_id == team_id,
+            ChatIdentity.platform_user_id == user_id,
+        )
+    )
+    if identity is None:
+        identity = ChatIdentity(channel=channel, team_id=team_id, platform_user_id=user_id, crm_username="")
+        session.add(identity)
+    identity.crm_username = username
+    identity.linked_at = now
+    identity.linked_by = by
+    await session.flush()
+    await audit.record(
+        session,
+        at=now,
+        actor=by,
+        action="identity.linked",
+        subject=username,
+        details={"channel": channel, "team": team_id, "user": user_id},
+    )
+    return identity

@@ -1,0 +1,138 @@
+"""The neutral message model shared by every channel and the engine.
+
+A channel turns a platform event into an ``Inbound`` and sends each
+``Rendered`` reply the platform's way. Flows never build text: they return
+``Reply`` objects that name a template and carry its context, and
+``bot.rendering`` turns those into ``Rendered`` text for one locale.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+LOCALES = ("zh-CN", "en")
+DEFAULT_LOCALE = "zh-CN"
+
+
+class InboundKind(StrEnum):
+    START = "start"  # the person opened the chat (console start, /start, App Home)
+    TEXT = "text"
+    BUTTON = "button"
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One event from a person, already stripped of platform details."""
+
+    channel: str
+    user_id: str
+    kind: InboundKind
+    text: str = ""
+    button: str = ""
+    team_id: str = ""
+    locale_hint: str | None = None
+    # True when the person chose the language themselves (``--lang``), not the platform.
+    locale_explicit: bool = False
+    event_id: str | None = None
+
+    def __repr__(self) -> str:
+        # Text may be a TOTP code; never let it reach a log through a repr.
+        return (
+            f"Inbound(channel={self.channel!r}, user_id={self.user_id!r}, kind={self.kind.value!r}, "
+            f"button={self.button!r}, text=<{len(self.text)} chars>)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """A choice offered to the person; ``action`` is what the engine receives back."""
+
+    action: str
+    label: str  # a key of templates/<locale>/labels.yaml
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """A picture to send, such as an enrolment QR code."""
+
+    png: bytes
+    name: str
+    text_art: str = ""  # the same picture drawn in characters, for terminals
+
+    def __repr__(self) -> str:
+        return f"Image(name={self.name!r}, {len(self.png)} bytes)"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What a flow wants to say: a template name, its context, and choices."""
+
+    template: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+    buttons: Sequence[Button] = ()
+    image: Image | None = None
+    # The next message the person sends is secret (a TOTP code): hide or delete it.
+    secret_input: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedButton:
+    action: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A reply in one locale, ready for a channel to send."""
+
+    text: str
+    buttons: tuple[RenderedButton, ...] = ()
+    image: Image | None = None
+    secret_input: bool = False
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"$dt": value.isoformat()}
+    raise TypeError(f"cannot store {type(value).__name__} in a reply context")
+
+
+def _decode(obj: dict[str, Any]) -> Any:
+    if set(obj) == {"$dt"}:
+        return datetime.fromisoformat(obj["$dt"])
+    return obj
+
+
+def replies_to_json(replies: Sequence[Reply]) -> str:
+    """Serialise replies (without images) so a restarted conversation can repeat them."""
+    return json.dumps(
+        [
+            {
+                "template": r.template,
+                "context": dict(r.context),
+                "buttons": [{"action": b.action, "label": b.label, "params": dict(b.params)} for b in r.buttons],
+                "secret_input": r.secret_input,
+            }
+            for r in replies
+        ],
+        default=_encode,
+        ensure_ascii=False,
+    )
+
+
+def replies_from_json(raw: str) -> list[Reply]:
+    return [
+        Reply(
+            template=item["template"],
+            context=item["context"],
+            buttons=tuple(Button(b["action"], b["label"], b["params"]) for b in item["buttons"]),
+            secret_input=item["secret_input"],
+        )
+        for item in json.loads(raw, object_hook=_decode)
+    ]

@@ -1,0 +1,78 @@
+"""Unlock requests: filed when policy needs an admin, kept until decided or expired."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.crm.base import LockReason
+from bot.requests import audit
+from bot.storage.models import UnlockRequest
+
+DEFAULT_LIFETIME = timedelta(hours=24)
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    EXECUTING = "executing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+OPEN = (Status.PENDING, Status.APPROVED, Status.EXECUTING)
+
+
+async def open_request(session: AsyncSession, username: str) -> UnlockRequest | None:
+    """The person's request that is still in progress, if any (one at a time)."""
+    return await session.scalar(
+        select(UnlockRequest)
+        .where(UnlockRequest.crm_username == username, UnlockRequest.status.in_([s.value for s in OPEN]))
+        .order_by(UnlockRequest.id.desc())
+        .limit(1)
+    )
+
+
+async def file_request(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    username: str,
+    reason: LockReason,
+    evidence: dict[str, Any],
+    channel: str,
+    requester: str,
+    answers: dict[str, Any] | None = None,
+    lifetime: timedelta = DEFAULT_LIFETIME,
+) -> UnlockRequest:
+    request = UnlockRequest(
+        kind="unlock",
+        crm_username=username,
+        reason=reason.value,
+        evidence=evidence,
+        answers=answers or {},
+        status=Status.PENDING.value,
+        channel=channel,
+        requester_user_id=requester,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + lifetime,
+    )
+    session.add(request)
+    await session.flush()
+    await audit.record(
+        session,
+        at=now,
+        actor=f"{channel}:{requester}",
+        action="request.filed",
+        subject=username,
+        details={"request": request.id, "reason": reason.value},
+    )
+    return request

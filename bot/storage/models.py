@@ -1,0 +1,167 @@
+"""The bot's own tables (SQLAlchemy 2 typed models).
+
+The embedded CRM keeps its tables apart, in ``bot.crm.sql_schema``: it stands
+for an outside system, which the bot only reaches through the CRM interface.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text
+from sqlalchemy import UniqueConstraint as Unique
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bot.storage.types import UtcDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+class BotMeta(Base):
+    """Facts about this database itself, such as whether it is a demo database."""
+
+    __tablename__ = "bot_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Conversation(Base):
+    """Where one person's conversation on one channel stands, so a restart resumes it."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (Unique("channel", "team_id", "user_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    team_id: Mapped[str] = mapped_column(String(64), default="")
+    user_id: Mapped[str] = mapped_column(String(128))
+    flow: Mapped[str | None] = mapped_column(String(64))
+    step: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    locale: Mapped[str] = mapped_column(String(8))
+    locale_chosen: Mapped[bool] = mapped_column(default=False)
+    offered: Mapped[list[Any]] = mapped_column(default=list)  # button actions the person may press now
+    prompt: Mapped[str] = mapped_column(Text, default="[]")  # the last replies, to repeat on resume
+    updated_at: Mapped[datetime]
+
+
+class ChatIdentity(Base):
+    """A chat account bound to a CRM user; one CRM user may have several."""
+
+    __tablename__ = "chat_identities"
+    __table_args__ = (Unique("channel", "team_id", "platform_user_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    team_id: Mapped[str] = mapped_column(String(64), default="")
+    platform_user_id: Mapped[str] = mapped_column(String(128))
+    crm_username: Mapped[str] = mapped_column(String(128), index=True)
+    linked_at: Mapped[datetime]
+    linked_by: Mapped[str] = mapped_column(String(128))
+
+
+class LinkCode(Base):
+    """A one-time code an admin issues to bind a Telegram or console account; stored hashed."""
+
+    __tablename__ = "link_codes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    crm_username: Mapped[str] = mapped_column(String(128))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    used_by: Mapped[int | None] = mapped_column(ForeignKey("chat_identities.id"))
+
+
+class TotpEnrolment(Base):
+    """One TOTP secret per CRM user (encrypted), with replay and throttle state."""
+
+    __tablename__ = "totp_enrolments"
+    crm_username: Mapped[str] = mapped_column(String(128), primary_key=True)
+    secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    active: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+    confirmed_at: Mapped[datetime | None]
+    # The highest time step ever accepted: any step at or below it is a replay.
+    last_used_step: Mapped[int | None] = mapped_column(BigInteger)
+    failed_attempts: Mapped[int] = mapped_column(default=0)
+    lockouts: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"TotpEnrolment(crm_username={self.crm_username!r}, active={self.active!r})"
+
+
+class UnlockRequest(Base):
+    """A request for an admin: an unlock that policy does not allow as self-service, or a question."""
+
+    __tablename__ = "unlock_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="unlock")  # unlock | help
+    crm_username: Mapped[str] = mapped_column(String(128), index=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    answers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    requester_user_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    executed_at: Mapped[datetime | None]
+    result: Mapped[str | None] = mapped_column(Text)
+
+
+class OutboxItem(Base):
+    """A CRM action or notification to carry out exactly once, even across crashes."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_available", "status", "available_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("unlock_requests.id"))
+    action: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | claimed | done | failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    available_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEvent(Base):
+    """An append-only record of a state change; each row carries the hash of the one before."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(160))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    subject: Mapped[str] = mapped_column(String(160), index=True)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class ProcessedEvent(Base):
+    """Platform event ids already handled, so a redelivered event is handled once."""
+
+    __tablename__ = "processed_events"
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    at: Mapped[datetime]
