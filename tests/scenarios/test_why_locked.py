@@ -1,0 +1,77 @@
+"""Why am I locked, for every demo user, in both languages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.app import App
+from tests.chat import Chat
+
+REASONS = yaml.safe_load((Path(__file__).parents[2] / "knowledge" / "reasons.yaml").read_text(encoding="utf-8"))
+LOCKED = {
+    "alice": "failed_password",
+    "bob": "unusual_ip",
+    "carol": "license_expired",
+    "dave": "seat_limit",
+    "erin": "system_fault",
+    "frank": "policy_violation",
+    "grace": "network",
+    "heidi": "rate_limit",
+    "ivan": "trial_limit",
+    "judy": "maintenance",
+}
+
+
+@pytest.mark.parametrize("user", sorted(LOCKED))
+@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+async def test_the_first_button_explains_the_reason(app: App, user: str, locale: str) -> None:
+    chat = Chat(app.engine, user, locale=locale)
+    menu = await chat.start()
+    assert menu.labels[0] == ("我为什么被锁定了？" if locale == "zh-CN" else "Why am I locked?")
+    said = await chat.press("why")
+    reason = REASONS[LOCKED[user]]
+    assert reason["title"][locale] in said.text
+    assert reason["explanation"][locale].strip() in said.text
+    other = "en" if locale == "zh-CN" else "zh-CN"
+    assert reason["title"][other] not in said.text
+
+
+async def test_an_unlocked_user_is_told_so(app: App) -> None:
+    chat = Chat(app.engine, "kim", locale="en")
+    await chat.start()
+    said = await chat.press("Why am I locked?")
+    assert "not locked" in said.text
+
+
+async def test_maintenance_shows_the_window(app: App) -> None:
+    chat = Chat(app.engine, "judy", locale="en")
+    await chat.start()
+    said = await chat.press("why")
+    assert "The maintenance window runs from 2026-11-29 08:30 UTC to 2026-11-29 10:30 UTC" in said.text
+
+
+async def test_the_evidence_needs_a_code_and_then_shows_the_attempts(app: App) -> None:
+    chat = Chat(app.engine, "alice", locale="en")
+    await chat.start()
+    said = await chat.press("why")
+    assert "203.0.113.7" not in said.text  # nothing about logins before the code
+    said = await chat.press("details")
+    assert said.asks_secret
+    said = await chat.say(await demo_code(app, "alice"))
+    assert said.text.count("203.0.113.7") == 5
+    assert "Show the details" not in said.labels
+
+
+async def test_the_reason_is_typed_in_words(app: App) -> None:
+    chat = Chat(app.engine, "carol")
+    said = await chat.say("为什么我被锁定了")
+    assert REASONS["license_expired"]["title"]["zh-CN"] in said.text
+
+
+async def demo_code(app: App, user: str) -> str:
+    from bot import demo
+
+    return await demo.current_code(app, user)
