@@ -1,10 +1,10 @@
 """A chat harness over the engine: tests say things and read the replies, like a transcript.
 
-    chat = Chat(app.engine, "alice", locale="en")
-    said = await chat.start()
-    said = await chat.press("Unlock me")
-    said = await chat.say("123456")
-    assert "unlocked" in said.text
+chat = Chat(app.engine, "alice", locale="en")
+said = await chat.start()
+said = await chat.press("Unlock me")
+said = await chat.say("123456")
+assert "unlocked" in said.text
 """
 
 from __future__ import annotations
