@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
@@ -44,7 +44,7 @@ from bot.crm.sql_schema import (
     CrmTrustedIp,
     CrmUser,
 )
-from bot.errors import AccountNotFound, CrmUnavailable
+from bot.errors import AccountNotFound, CrmError, CrmUnavailable
 from bot.storage.db import Database
 
 
@@ -82,8 +82,12 @@ class SqlCrm:
                 yield session
         except TimeoutError as exc:
             raise CrmUnavailable("the embedded CRM did not answer in time") from exc
-        except OperationalError as exc:
+        except (OperationalError, InterfaceError) as exc:
             raise CrmUnavailable(f"the embedded CRM database failed: {exc.orig}") from exc
+        except IntegrityError:
+            raise  # the callers treat a duplicate idempotency key as "already done"
+        except DBAPIError as exc:
+            raise CrmError(f"the embedded CRM refused the query: {exc.orig}") from exc
 
     async def _user(self, session: AsyncSession, username: str) -> CrmUser:
         user = await session.scalar(select(CrmUser).where(CrmUser.username == username))

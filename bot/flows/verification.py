@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.flows.base import Outcome, Turn
+from bot.flows.menu import MENU_BUTTONS
 from bot.identity.totp import Outcome as Verdict
 from bot.messages import Button, Reply
 
@@ -22,7 +23,7 @@ async def check_code(turn: Turn, *, step: str) -> Outcome | None:
         return None
     if result.outcome is Verdict.THROTTLED:
         assert result.retry_after is not None
-        return Outcome([Reply("verify/throttled", {"wait": result.retry_after})])
+        return Outcome([Reply("verify/throttled", {"wait": result.retry_after.total_seconds()}, MENU_BUTTONS)])
     if result.outcome is Verdict.NOT_ENROLLED:
         return Outcome([Reply("errors/not_enrolled")])
     retry = Reply(

@@ -1,0 +1,157 @@
+"""The console channel and the command line, driven through pipes like a person's script."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.handlers.console import ConsoleChannel
+from bot.messages import InboundKind, Rendered, RenderedButton
+
+REASONS_TITLE_ZH = "公司的 CRM 授权已到期"
+
+
+class Cli:
+    """Runs ``unlockbot`` in a directory of its own, as a fresh machine would."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("UNLOCKBOT_")}
+        self.env["UNLOCKBOT_BOT__TIMEZONE"] = "UTC"
+
+    def run(self, *args: str, stdin: str = "", check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "bot", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            cwd=self.home,
+            env=self.env,
+            timeout=60,
+        )
+        assert "Traceback" not in result.stderr + result.stdout, result.stderr
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=self.home,
+            env=self.env,
+        )
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    cli = Cli(tmp_path)
+    cli.run("demo", "seed", "--reset")
+    return cli
+
+
+def test_carol_hears_about_the_licence_in_both_languages(cli: Cli) -> None:
+    zh = cli.run("chat", "--as", "carol", stdin="1\n")
+    assert REASONS_TITLE_ZH in zh.stdout
+    assert "[1] 我为什么被锁定了？" in zh.stdout
+    en = cli.run("chat", "--as", "carol", "--lang", "en", stdin="1\n")
+    assert "The company's CRM licence has expired" in en.stdout or "licence" in en.stdout
+    assert REASONS_TITLE_ZH not in en.stdout
+
+
+def test_alice_unlocks_with_the_demo_code(cli: Cli) -> None:
+    assert json.loads(cli.run("crm", "show", "alice", "--json").stdout)["locked"] is True
+    wrong = cli.run("chat", "--as", "alice", "--lang", "en", stdin="unlock me\n000000\n")
+    assert "That code isn't right" in wrong.stdout
+    assert json.loads(cli.run("crm", "show", "alice", "--json").stdout)["locked"] is True
+    code = cli.run("demo", "code", "alice").stdout.strip()
+    assert len(code) == 6 and code.isdigit()
+    done = cli.run("chat", "--as", "alice", "--lang", "en", stdin=f"unlock me\n{code}\n")
+    assert "Done: your CRM account is unlocked." in done.stdout
+    assert code not in done.stdout  # the console never echoes a code
+    shown = json.loads(cli.run("crm", "show", "alice", "--json").stdout)
+    assert {"username": "alice", "locked": False, "reason": None}.items() <= shown.items()
+
+
+def test_bad_input_gets_clear_replies(cli: Cli) -> None:
+    lines = ["", "x" * 10_000, "\x00\x1b[31m\x07", "9", "1"]
+    result = cli.run("chat", "--as", "dave", "--lang", "en", stdin="\n".join(lines) + "\n")
+    out = result.stdout
+    assert "I didn't get any text" in out
+    assert "too long" in out
+    assert "isn't one of the options" in out
+    assert "Your account is locked" in out
+
+
+def test_a_killed_chat_resumes_at_the_same_step(cli: Cli) -> None:
+    process = cli.popen("chat", "--as", "alice", "--lang", "en")
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write("unlock me\n")
+    process.stdin.flush()
+    deadline = time.monotonic() + 30
+    seen = ""
+    while "6-digit code" not in seen and time.monotonic() < deadline:
+        seen += process.stdout.readline()
+    assert "6-digit code" in seen
+    process.kill()
+    process.wait(timeout=10)
+    process.stdout.close()
+    process.stdin.close()
+    assert process.stderr is not None
+    process.stderr.close()
+    code = cli.run("demo", "code", "alice").stdout.strip()
+    resumed = cli.run("chat", "--as", "alice", "--lang", "en", stdin=f"{code}\n")
+    assert "Welcome back" in resumed.stdout
+    assert "unlocked" in resumed.stdout
+
+
+def test_demo_commands_refuse_a_database_that_is_not_a_demo(tmp_path: Path) -> None:
+    cli = Cli(tmp_path)
+    cli.run("db", "upgrade")
+    result = cli.run("demo", "code", "alice", check=False)
+    assert result.returncode == 2
+    assert "not a demo database" in result.stderr
+
+
+def test_a_bad_setting_is_named_without_a_traceback(tmp_path: Path) -> None:
+    cli = Cli(tmp_path)
+    cli.env["UNLOCKBOT_TOTP__MAX_FAILURES"] = "many"
+    result = cli.run("crm", "show", "alice", check=False)
+    assert result.returncode == 2
+    assert "totp.max_failures" in result.stderr
+    assert "UNLOCKBOT_TOTP__MAX_FAILURES" in result.stderr
+
+
+def test_an_unknown_user_is_reported(cli: Cli) -> None:
+    result = cli.run("crm", "show", "nobody", check=False)
+    assert result.returncode == 1
+    assert "nobody" in result.stderr
+
+
+def test_buttons_are_chosen_by_number_or_label_in_any_case(tmp_path: Path) -> None:
+    console = ConsoleChannel(
+        lambda inbound: None,  # type: ignore[arg-type, return-value]
+        "alice",
+        locale=None,
+        stdin=io.StringIO(),
+        stdout=io.StringIO(),
+        interactive=False,
+        image_dir=tmp_path,
+    )
+    console.show([Rendered("hi", (RenderedButton("why", "Why am I locked?"), RenderedButton("unlock", "Unlock me")))])
+    assert console.translate("2").button == "unlock"
+    assert console.translate("  UNLOCK ME ").button == "unlock"
+    assert console.translate("7").button == "console:7"
+    assert console.translate("unlock please").kind is InboundKind.TEXT
+    console.show([Rendered("code?", (RenderedButton("cancel", "Cancel"),), secret_input=True)])
+    assert console.translate("1").kind is InboundKind.TEXT  # a code, not a button number
