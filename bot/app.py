@@ -83,7 +83,14 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
         templates = templates_dir(settings)
         renderer = Renderer(make_environment(templates, settings.bot.timezone, reasons), templates)
         totp = TotpVerifier(box, clock, settings.totp)
-        services = Services(crm=crm, totp=totp, policy=UnlockPolicy(settings.policy), clock=clock)
+        services = Services(
+            crm=crm,
+            totp=totp,
+            policy=UnlockPolicy(settings.policy),
+            clock=clock,
+            admins=settings.admins.usernames,
+            issuer=settings.totp.issuer,
+        )
         commands = CommandMatcher.load(knowledge / "commands.yaml", ACTIONS.keys())
         engine = Engine(database, services, renderer, commands, default_locale=settings.bot.default_locale)
         yield App(settings, clock, database, crm, box, totp, engine)

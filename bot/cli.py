@@ -139,7 +139,7 @@ def _pick_demo_user(users: Sequence[Any]) -> str | None:
     print("Demo users (each locked for one reason):")
     for number, user in enumerate(users, start=1):
         reason = user.reason.value if user.reason else ("admin" if user.admin else "not locked")
-        print(f"  [{number}] {user.username:<6} {reason}")
+        print(f"  [{number:>2}] {user.username:<6} {reason}")
     while True:
         sys.stdout.write("Chat as (number or name)> ")
         sys.stdout.flush()

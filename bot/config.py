@@ -48,17 +48,18 @@ class BotSettings(_Section):
         return value
 
 
+def _database_url(value: str) -> str:
+    if value and not value.startswith(("sqlite", "postgresql")):
+        raise ValueError("expected a sqlite:/// or postgresql+psycopg:// URL")
+    return value
+
+
 class DatabaseSettings(_Section):
     # Empty means a SQLite file in [bot] data_dir.
     url: str = ""
     echo: bool = False
 
-    @field_validator("url")
-    @classmethod
-    def _supported(cls, value: str) -> str:
-        if value and not value.startswith(("sqlite", "postgresql")):
-            raise ValueError("expected a sqlite:/// or postgresql+psycopg:// URL")
-        return value
+    _supported = field_validator("url")(_database_url)
 
 
 class SecuritySettings(_Section):
@@ -71,6 +72,7 @@ class SecuritySettings(_Section):
 
 class TotpSettings(_Section):
     issuer: str = "unlockbot"
+    link_code_hours: int = Field(default=24, ge=1, le=24 * 30)
     max_failures: int = Field(default=5, ge=1, le=100)
     lockout_seconds: int = Field(default=60, ge=1)
     lockout_max_seconds: int = Field(default=86_400, ge=1)
@@ -79,6 +81,8 @@ class TotpSettings(_Section):
 class SqlCrmSettings(_Section):
     # Empty means a SQLite file of its own in [bot] data_dir: the CRM is another system.
     url: str = ""
+
+    _supported = field_validator("url")(_database_url)
 
 
 class CrmSettings(_Section):
@@ -95,6 +99,16 @@ class PolicyRule(_Section):
     totp: bool = True
 
 
+class AdminSettings(_Section):
+    # CRM usernames of the people who may decide requests and run admin commands.
+    usernames: tuple[str, ...] = ()
+
+
+class TelegramLinkSettings(_Section):
+    # The bot's Telegram username, for the deep links printed with link codes.
+    bot_username: str = ""
+
+
 class ConsoleSettings(_Section):
     # Where images (QR codes) shown in the console are written; empty means data_dir/images.
     image_dir: Path | None = None
@@ -107,6 +121,8 @@ class Settings(_Section):
     totp: TotpSettings = TotpSettings()
     crm: CrmSettings = CrmSettings()
     policy: dict[str, PolicyRule] = Field(default_factory=dict)
+    admins: AdminSettings = AdminSettings()
+    telegram: TelegramLinkSettings = TelegramLinkSettings()
     console: ConsoleSettings = ConsoleSettings()
 
     @field_validator("policy")
@@ -172,16 +188,28 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+_SECRET_WORDS = ("secret", "key", "token", "password")
+
+
 def _describe(error: Mapping[str, Any], origin: str) -> str:
-    key = ".".join(str(part) for part in error["loc"])
+    parts = [str(part) for part in error["loc"]]
+    key = ".".join(parts)
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key"
     got = error.get("input")
-    shown = "" if error["type"] == "extra_forbidden" or isinstance(got, Mapping) else f" (got {got!r})"
-    if "secret" in key or "key" in key.split(".")[-1]:
-        shown = ""
+    secret = parts[:1] == ["security"] or any(word in part for part in parts for word in _SECRET_WORDS)
+    shown = "" if secret or error["type"] == "extra_forbidden" or isinstance(got, Mapping) else f" (got {got!r})"
     return f"  {key}: {message}{shown} [{origin}]"
+
+
+def _env_source(loc: tuple[Any, ...], environ: Mapping[str, str]) -> str | None:
+    """The environment variable that set the value at ``loc`` (or a value below it), if any."""
+    prefix = ENV_PREFIX + "__".join(str(part).upper() for part in loc)
+    for name in sorted(environ):
+        if name == prefix or name.startswith(prefix + "__"):
+            return name
+    return None
 
 
 def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -204,6 +232,5 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
         origin = f"{file}" if file else "defaults"
         lines = []
         for error in exc.errors():
-            env_name = ENV_PREFIX + "__".join(str(p).upper() for p in error["loc"])
-            lines.append(_describe(error, env_name if env_name in environ else origin))
+            lines.append(_describe(error, _env_source(error["loc"], environ) or origin))
         raise ConfigError("invalid settings:\n" + "\n".join(lines)) from None

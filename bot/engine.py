@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.errors import BotError
 from bot.flows import ACTIONS, FLOWS, Flow, Outcome, Services, Turn
 from bot.flows.menu import MENU_BUTTONS
+from bot.identity.link_codes import looks_like_link_code
 from bot.identity.linking import linked_username
 from bot.knowledge.commands import CommandMatcher
 from bot.messages import (
@@ -33,6 +34,7 @@ from bot.messages import (
     replies_to_json,
 )
 from bot.rendering import Renderer
+from bot.requests.notifications import take_pending
 from bot.storage.db import Database
 from bot.storage.models import Conversation, ProcessedEvent
 
@@ -100,6 +102,7 @@ class Engine:
                     locale = conversation.locale = self._locale(conversation, inbound)
                     replies = await self._turn(session, conversation, inbound)
                     locale = conversation.locale
+                    replies = await self._pending_notifications(session, inbound) + replies
             except BotError as exc:
                 log.warning("turn failed for %s:%s: %s", inbound.channel, inbound.user_id, exc)
                 replies = [Reply(exc.reply, buttons=MENU_BUTTONS)]
@@ -107,6 +110,12 @@ class Engine:
                 log.exception("unexpected error in a turn for %s:%s", inbound.channel, inbound.user_id)
                 replies = [Reply("errors/internal", buttons=MENU_BUTTONS)]
             return [self._renderer.render(reply, locale) for reply in replies]
+
+    async def _pending_notifications(self, session: AsyncSession, inbound: Inbound) -> list[Reply]:
+        username = await linked_username(session, inbound.channel, inbound.team_id, inbound.user_id)
+        if username is None:
+            return []
+        return await take_pending(session, now=self._services.clock.now(), username=username)
 
     async def _seen_before(self, session: AsyncSession, inbound: Inbound) -> bool:
         assert inbound.event_id is not None
@@ -168,6 +177,10 @@ class Engine:
         step = flow.steps.get(conversation.step or "") if flow else None
 
         if inbound.kind is InboundKind.START:
+            payload = clean_text(inbound.text)
+            if payload and looks_like_link_code(payload):  # a deep link such as /start CODE
+                turn.inbound = dataclasses.replace(inbound, text=payload)
+                return await self._run(conversation, turn, ACTIONS["link"], None)
             if step is not None:
                 return [Reply("engine/welcome_back"), *self._prompt(conversation)]
             return await self._run(conversation, turn, ACTIONS["menu"], None)
@@ -191,6 +204,8 @@ class Engine:
         command = self._commands.match(text)
         if flow is not None and conversation.step in flow.takes_text and command not in ESCAPES:
             return await self._run(conversation, turn, flow, conversation.step)
+        if looks_like_link_code(text):
+            return await self._run(conversation, turn, ACTIONS["link"], None)
         if command is not None:
             return await self._run(conversation, turn, ACTIONS[command], None)
         self._settle(conversation, ACTIONS["menu"], Outcome([]))

@@ -297,7 +297,15 @@ def test_a_secret_given_as_the_security_section_is_not_shown(
 
 @pytest.mark.parametrize(
     ("flag", "locale"),
-    [("zh", "zh-CN"), ("ZH", "zh-CN"), ("zh-CN", "zh-CN"), ("zh-cn", "zh-CN"), ("en", "en"), ("EN", "en"), (None, None)],
+    [
+        ("zh", "zh-CN"),
+        ("ZH", "zh-CN"),
+        ("zh-CN", "zh-CN"),
+        ("zh-cn", "zh-CN"),
+        ("en", "en"),
+        ("EN", "en"),
+        (None, None),
+    ],
 )
 def test_locale_from_flag(flag: str | None, locale: str | None) -> None:
     assert locale_from_flag(flag) == locale

@@ -75,7 +75,8 @@ def test_alice_unlocks_with_the_demo_code(cli: Cli) -> None:
     assert "That code isn't right" in wrong.stdout
     assert json.loads(cli.run("crm", "show", "alice", "--json").stdout)["locked"] is True
     code = cli.run("demo", "code", "alice").stdout.strip()
-    assert len(code) == 6 and code.isdigit()
+    assert len(code) == 6
+    assert code.isdigit()
     done = cli.run("chat", "--as", "alice", "--lang", "en", stdin=f"unlock me\n{code}\n")
     assert "Done: your CRM account is unlocked." in done.stdout
     assert code not in done.stdout  # the console never echoes a code
@@ -95,7 +96,8 @@ def test_bad_input_gets_clear_replies(cli: Cli) -> None:
 
 def test_a_killed_chat_resumes_at_the_same_step(cli: Cli) -> None:
     process = cli.popen("chat", "--as", "alice", "--lang", "en")
-    assert process.stdin is not None and process.stdout is not None
+    assert process.stdin is not None
+    assert process.stdout is not None
     process.stdin.write("unlock me\n")
     process.stdin.flush()
     deadline = time.monotonic() + 30

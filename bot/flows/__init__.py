@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from bot.flows.base import Flow, Handler, Outcome, Services, Turn
 from bot.flows.diagnose import DETAILS, DIAGNOSE
+from bot.flows.identity import ENROL, LINK
 from bot.flows.menu import CANCEL, LANGUAGE, MENU
 from bot.flows.questions import DATA_SAFETY, NETWORK
 from bot.flows.unlock import RESET_PASSWORD, UNLOCK
@@ -24,6 +25,9 @@ ACTIONS: Mapping[str, Flow] = {
     "reset_password": RESET_PASSWORD,
     "data": DATA_SAFETY,
     "network": NETWORK,
+    "enrol": ENROL,
+    # Never offered as a button: the engine starts it when someone sends a link code.
+    "link": LINK,
 }
 
 FLOWS: Mapping[str, Flow] = {flow.name: flow for flow in ACTIONS.values()}

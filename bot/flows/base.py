@@ -31,6 +31,8 @@ class Services:
     totp: TotpVerifier
     policy: UnlockPolicy
     clock: Clock
+    admins: tuple[str, ...] = ()  # CRM usernames of the admins
+    issuer: str = "unlockbot"  # the name authenticator apps show
 
 
 @dataclass(slots=True)

@@ -6,7 +6,7 @@ from bot.crm.base import Capability, LockStatus
 from bot.flows.base import Flow, Outcome, Turn
 from bot.flows.facts import plain, public_facts
 from bot.flows.menu import MENU_BUTTONS
-from bot.flows.verification import ask_code, check_code
+from bot.flows.verification import ask_code, check_code, not_enrolled
 from bot.messages import Button, Reply
 from bot.requests.policy import Path
 
@@ -44,7 +44,7 @@ async def ask_for_details(turn: Turn) -> Outcome:
     if Capability.LOGIN_HISTORY not in turn.services.crm.capabilities:
         return Outcome([Reply("diagnose/no_evidence", buttons=(MENU,))])
     if not await turn.services.totp.is_enrolled(turn.session, turn.require_user()):
-        return Outcome([Reply("errors/not_enrolled", buttons=(MENU,))])
+        return not_enrolled()
     return Outcome([ask_code("details")], step="code")
 
 

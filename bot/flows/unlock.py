@@ -6,7 +6,7 @@ from bot.crm.base import Capability, LockReason, LockStatus
 from bot.flows.base import Flow, Outcome, Turn
 from bot.flows.facts import json_evidence
 from bot.flows.menu import MENU_BUTTONS
-from bot.flows.verification import ask_code, check_code
+from bot.flows.verification import ask_code, check_code, not_enrolled
 from bot.messages import Button, Reply
 from bot.requests import audit
 from bot.requests.policy import Path
@@ -31,7 +31,7 @@ async def start(turn: Turn) -> Outcome:
     if not rule.totp:
         return await act(turn, status)
     if not await turn.services.totp.is_enrolled(turn.session, username):
-        return Outcome([Reply("errors/not_enrolled", buttons=(MENU,))])
+        return not_enrolled()
     return Outcome([ask_code("unlock")], step="code")
 
 

@@ -6,26 +6,42 @@ from bot.flows.base import Outcome, Turn
 from bot.flows.menu import MENU_BUTTONS
 from bot.identity.totp import Outcome as Verdict
 from bot.messages import Button, Reply
+from bot.requests.notifications import notify
 
 CANCEL = Button("cancel", "cancel")
+ENROL = Button("enrol", "enrol")
+MENU = Button("menu", "menu")
 
 
 def ask_code(purpose: str) -> Reply:
-    """Ask for a code; ``purpose`` (``details`` or ``unlock``) says what it is for."""
+    """Ask for a code; ``purpose`` (``details``, ``unlock`` or ``enrol``) says what it is for."""
     return Reply("verify/ask", {"purpose": purpose}, buttons=(CANCEL,), secret_input=True)
 
 
-async def check_code(turn: Turn, *, step: str) -> Outcome | None:
+def not_enrolled() -> Outcome:
+    return Outcome([Reply("errors/not_enrolled", buttons=(ENROL, MENU))])
+
+
+async def check_code(turn: Turn, *, step: str, confirming: bool = False) -> Outcome | None:
     """``None`` when the code is right; otherwise what to tell the person, staying on ``step`` if they may retry."""
     username = turn.require_user()
-    result = await turn.services.totp.verify(turn.session, username, turn.text, actor=turn.actor)
+    result = await turn.services.totp.verify(turn.session, username, turn.text, actor=turn.actor, confirming=confirming)
     if result.outcome is Verdict.OK:
         return None
     if result.outcome is Verdict.THROTTLED:
         assert result.retry_after is not None
-        return Outcome([Reply("verify/throttled", {"wait": result.retry_after.total_seconds()}, MENU_BUTTONS)])
+        wait = result.retry_after.total_seconds()
+        if result.lockout_started:
+            await notify(
+                turn.session,
+                now=turn.now,
+                usernames=[a for a in turn.services.admins if a != username],
+                template="admin/throttled",
+                context={"username": username, "wait": wait},
+            )
+        return Outcome([Reply("verify/throttled", {"wait": wait}, MENU_BUTTONS)])
     if result.outcome is Verdict.NOT_ENROLLED:
-        return Outcome([Reply("errors/not_enrolled")])
+        return not_enrolled()
     retry = Reply(
         f"verify/{result.outcome.value}",
         {"attempts_left": result.attempts_left},

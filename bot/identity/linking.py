@@ -48,3 +48,28 @@ async def link(
         details={"channel": channel, "team": team_id, "user": user_id},
     )
     return identity
+
+
+async def unlink(session: AsyncSession, *, now: datetime, username: str, by: str, channel: str | None = None) -> int:
+    """Remove the chat accounts bound to ``username`` (on one channel, or all); how many were removed."""
+    query = select(ChatIdentity).where(ChatIdentity.crm_username == username)
+    if channel is not None:
+        query = query.where(ChatIdentity.channel == channel)
+    identities = list(await session.scalars(query))
+    for identity in identities:
+        await session.delete(identity)
+    await session.flush()
+    if identities:
+        await audit.record(
+            session,
+            at=now,
+            actor=by,
+            action="identity.unlinked",
+            subject=username,
+            details={"accounts": [f"{i.channel}:{i.platform_user_id}" for i in identities]},
+        )
+    return len(identities)
+
+
+async def identities_of(session: AsyncSession, username: str) -> list[ChatIdentity]:
+    return list(await session.scalars(select(ChatIdentity).where(ChatIdentity.crm_username == username)))

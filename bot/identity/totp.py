@@ -46,6 +46,7 @@ class VerifyResult:
     outcome: Outcome
     retry_after: timedelta | None = None
     attempts_left: int | None = None
+    lockout_started: bool = False  # this very failure began a lock-out: admins should hear of it
 
     @property
     def ok(self) -> bool:
@@ -99,6 +100,20 @@ class TotpVerifier:
         enrolment = await self.enrolment(session, username)
         return enrolment is not None and enrolment.active
 
+    async def remove(self, session: AsyncSession, username: str, *, actor: str) -> bool:
+        """Forget the user's enrolment at once (an admin's reset); ``False`` when there was none."""
+        enrolment = await self.enrolment(session, username)
+        if enrolment is None:
+            return False
+        await session.delete(enrolment)
+        await session.flush()
+        await audit.record(session, at=self._clock.now(), actor=actor, action="totp.reset", subject=username)
+        return True
+
+    def rotate(self, enrolment: TotpEnrolment) -> None:
+        """Re-encrypt the secret under the current key (after a key rotation)."""
+        enrolment.secret_ciphertext = self._require_box().rotate(enrolment.secret_ciphertext)
+
     async def enrol(self, session: AsyncSession, username: str, secret: str, *, active: bool, actor: str) -> None:
         """Store ``secret`` (encrypted) as the user's enrolment, replacing any earlier one."""
         now = self._clock.now()
@@ -119,11 +134,17 @@ class TotpVerifier:
             session, at=now, actor=actor, action="totp.enrolled", subject=username, details={"active": active}
         )
 
-    async def verify(self, session: AsyncSession, username: str, typed: str, *, actor: str) -> VerifyResult:
-        """Check one code; the caller's transaction keeps the result even when it is a failure."""
+    async def verify(
+        self, session: AsyncSession, username: str, typed: str, *, actor: str, confirming: bool = False
+    ) -> VerifyResult:
+        """Check one code; the caller's transaction keeps the result even when it is a failure.
+
+        With ``confirming`` the code is checked against a new, not yet active
+        enrolment, and a right code activates it.
+        """
         now = self._clock.now()
         enrolment = await self.enrolment(session, username)
-        if enrolment is None or not enrolment.active:
+        if enrolment is None or enrolment.active == confirming:
             return VerifyResult(Outcome.NOT_ENROLLED)
         if enrolment.locked_until is not None and enrolment.locked_until > now:
             return VerifyResult(Outcome.THROTTLED, retry_after=enrolment.locked_until - now)
@@ -136,14 +157,22 @@ class TotpVerifier:
                 update(TotpEnrolment)
                 .where(
                     TotpEnrolment.crm_username == username,
-                    TotpEnrolment.active,
+                    TotpEnrolment.active == (not confirming),
                     (TotpEnrolment.last_used_step.is_(None)) | (TotpEnrolment.last_used_step < step),
                 )
-                .values(last_used_step=step, failed_attempts=0, lockouts=0, locked_until=None)
+                .values(
+                    last_used_step=step,
+                    failed_attempts=0,
+                    lockouts=0,
+                    locked_until=None,
+                    **({"active": True, "confirmed_at": now} if confirming else {}),
+                )
                 .execution_options(synchronize_session=False)
             )
             if accepted.rowcount == 1:  # type: ignore[attr-defined]
-                await audit.record(session, at=now, actor=actor, action="totp.verified", subject=username)
+                action = "totp.confirmed" if confirming else "totp.verified"
+                await audit.record(session, at=now, actor=actor, action=action, subject=username)
+                await session.refresh(enrolment)
                 return VerifyResult(Outcome.OK)
             return await self._failure(session, username, now, actor, Outcome.REPLAYED)
         return await self._failure(session, username, now, actor, Outcome.WRONG)
@@ -187,7 +216,7 @@ class TotpVerifier:
             subject=username,
             details={"seconds": int(wait.total_seconds())},
         )
-        return VerifyResult(Outcome.THROTTLED, retry_after=wait)
+        return VerifyResult(Outcome.THROTTLED, retry_after=wait, lockout_started=True)
 
     def current_code(self, enrolment: TotpEnrolment) -> str:
         """The code valid now (for the demo's ``demo code`` only)."""

@@ -81,7 +81,7 @@ class LinkCode(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
-    used_by: Mapped[int | None] = mapped_column(ForeignKey("chat_identities.id"))
+    used_by: Mapped[int | None] = mapped_column(ForeignKey("chat_identities.id", ondelete="SET NULL"))
 
 
 class TotpEnrolment(Base):
@@ -156,6 +156,18 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class Notification(Base):
+    """Something to tell a person the next time the bot can reach them (a decision, a reset)."""
+
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    crm_username: Mapped[str] = mapped_column(String(128), index=True)
+    template: Mapped[str] = mapped_column(String(64))
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
 
 
 class ProcessedEvent(Base):

@@ -91,7 +91,8 @@ async def test_throttling_survives_a_restart_and_grows(settings: Settings, clock
             await verify(second, "000000")
         async with second.database.session() as session:
             enrolment = await session.get(TotpEnrolment, "alice")
-            assert enrolment is not None and enrolment.locked_until is not None
+            assert enrolment is not None
+            assert enrolment.locked_until is not None
             assert enrolment.locked_until - clock.now() == timedelta(seconds=120)  # doubled
 
 
@@ -104,7 +105,8 @@ async def test_no_secret_is_stored_in_clear(app: App, settings: Settings) -> Non
         assert demo.demo_secret(user).encode() not in content
     async with app.database.session() as session:
         stored = list(await session.scalars(select(TotpEnrolment.secret_ciphertext)))
-    assert stored and all(demo.demo_secret("alice").encode() not in blob for blob in stored)
+    assert stored
+    assert all(demo.demo_secret("alice").encode() not in blob for blob in stored)
 
 
 async def test_an_enrolment_never_shows_its_secret(app: App) -> None:

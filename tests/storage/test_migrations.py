@@ -20,12 +20,13 @@ EXPECTED = {
     "outbox",
     "audit_events",
     "processed_events",
+    "notifications",
 }
 
 
 def test_upgrade_builds_every_table_and_can_run_again(settings: Settings) -> None:
     upgrade(settings.database_url)
-    assert EXPECTED <= table_names(settings.database_url)
+    assert table_names(settings.database_url) >= EXPECTED
     assert "alembic_version" in table_names(settings.database_url)
     upgrade(settings.database_url)  # a second run finds nothing to do
 
@@ -47,6 +48,6 @@ async def test_the_database_handle_migrates_by_itself(settings: Settings) -> Non
     try:
         await database.upgrade()
         names = await asyncio.to_thread(table_names, settings.database_url)
-        assert EXPECTED <= names
+        assert names >= EXPECTED
     finally:
         await database.dispose()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 01:31:47.975342
+Create Date: 2026-11-29 01:44:24.978000
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-    
     op.create_table('audit_events',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
@@ -72,6 +71,18 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_conversations')),
     sa.UniqueConstraint('channel', 'team_id', 'user_id', name=op.f('uq_conversations_channel'))
     )
+    op.create_table('notifications',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('crm_username', sa.String(length=128), nullable=False),
+    sa.Column('template', sa.String(length=64), nullable=False),
+    sa.Column('context', sa.JSON(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_notifications'))
+    )
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_notifications_crm_username'), ['crm_username'], unique=False)
+
     op.create_table('processed_events',
     sa.Column('channel', sa.String(length=32), nullable=False),
     sa.Column('event_id', sa.String(length=128), nullable=False),
@@ -123,7 +134,7 @@ def upgrade() -> None:
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('used_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('used_by', sa.Integer(), nullable=True),
-    sa.ForeignKeyConstraint(['used_by'], ['chat_identities.id'], name=op.f('fk_link_codes_used_by_chat_identities')),
+    sa.ForeignKeyConstraint(['used_by'], ['chat_identities.id'], name=op.f('fk_link_codes_used_by_chat_identities'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_link_codes')),
     sa.UniqueConstraint('code_hash', name=op.f('uq_link_codes_code_hash'))
     )
@@ -146,11 +157,9 @@ def upgrade() -> None:
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.create_index('ix_outbox_status_available', ['status', 'available_at'], unique=False)
 
-    
 
 
 def downgrade() -> None:
-    
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_status_available')
 
@@ -163,6 +172,10 @@ def downgrade() -> None:
     op.drop_table('unlock_requests')
     op.drop_table('totp_enrolments')
     op.drop_table('processed_events')
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_notifications_crm_username'))
+
+    op.drop_table('notifications')
     op.drop_table('conversations')
     with op.batch_alter_table('chat_identities', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_chat_identities_crm_username'))
@@ -175,4 +188,3 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_audit_events_action'))
 
     op.drop_table('audit_events')
-    

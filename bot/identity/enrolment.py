@@ -1,0 +1,51 @@
+"""TOTP enrolment: a new secret per CRM user, shown once as a QR code, active after a first code.
+
+The secret has 160 bits (RFC 4226's recommendation), the ``otpauth://`` URI
+names the configured issuer and the account, with a 30-second period and 6
+digits. The QR code goes out as a PNG for chat apps and as text for terminals.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import pyotp
+import segno
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.identity.totp import DIGITS, PERIOD, TotpVerifier
+from bot.messages import Image
+
+SECRET_LENGTH = 32  # base32 characters: 160 bits
+
+
+@dataclass(frozen=True, slots=True)
+class Provisioning:
+    """What the person needs to add the account to an authenticator app. Secret: never log it."""
+
+    uri: str
+    secret: str
+    image: Image
+
+    def __repr__(self) -> str:
+        return "Provisioning(<secret hidden>)"
+
+
+def provisioning(secret: str, *, account: str, issuer: str) -> Provisioning:
+    uri = pyotp.TOTP(secret, digits=DIGITS, interval=PERIOD).provisioning_uri(name=account, issuer_name=issuer)
+    qr = segno.make(uri, error="m")
+    png = io.BytesIO()
+    qr.save(png, kind="png", scale=6, border=4)
+    text = io.StringIO()
+    qr.terminal(out=text, compact=True)
+    return Provisioning(uri, secret, Image(png.getvalue(), "totp-qr.png", text.getvalue().rstrip("\n")))
+
+
+async def begin(
+    verifier: TotpVerifier, session: AsyncSession, *, username: str, account: str, issuer: str, actor: str
+) -> Provisioning:
+    """Store a new, inactive secret for ``username`` and return how to add it to an app."""
+    secret = pyotp.random_base32(SECRET_LENGTH)
+    await verifier.enrol(session, username, secret, active=False, actor=actor)
+    return provisioning(secret, account=account, issuer=issuer)

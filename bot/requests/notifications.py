@@ -1,0 +1,39 @@
+"""Things to tell a person later: a decision on their request, a reset of their enrolment.
+
+A notification waits in the database until the person's next turn on any
+channel, where the engine says it before anything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.messages import Reply
+from bot.storage.models import Notification
+
+
+async def notify(
+    session: AsyncSession, *, now: datetime, usernames: Iterable[str], template: str, context: dict[str, Any]
+) -> None:
+    for username in usernames:
+        session.add(Notification(crm_username=username, template=template, context=context, created_at=now))
+    await session.flush()
+
+
+async def take_pending(session: AsyncSession, *, now: datetime, username: str) -> list[Reply]:
+    """The undelivered notifications of ``username``, oldest first, marked as delivered."""
+    pending = list(
+        await session.scalars(
+            select(Notification)
+            .where(Notification.crm_username == username, Notification.delivered_at.is_(None))
+            .order_by(Notification.id)
+        )
+    )
+    for notification in pending:
+        notification.delivered_at = now
+    return [Reply(n.template, n.context) for n in pending]
