@@ -103,13 +103,26 @@ class Engine:
                     replies = await self._turn(session, conversation, inbound)
                     locale = conversation.locale
                     replies = await self._pending_notifications(session, inbound) + replies
+                    # Rendered inside the transaction: a template that fails changes nothing either.
+                    return [self._renderer.render(reply, locale) for reply in replies]
             except BotError as exc:
                 log.warning("turn failed for %s:%s: %s", inbound.channel, inbound.user_id, exc)
-                replies = [Reply(exc.reply, buttons=MENU_BUTTONS)]
+                failure = Reply(exc.reply, buttons=MENU_BUTTONS)
             except Exception:
                 log.exception("unexpected error in a turn for %s:%s", inbound.channel, inbound.user_id)
-                replies = [Reply("errors/internal", buttons=MENU_BUTTONS)]
-            return [self._renderer.render(reply, locale) for reply in replies]
+                failure = Reply("errors/internal", buttons=MENU_BUTTONS)
+            await self._offer_menu_after_failure(inbound)
+            return [self._renderer.render(failure, locale)]
+
+    async def _offer_menu_after_failure(self, inbound: Inbound) -> None:
+        """The failed turn changed nothing, but the menu shown with the apology must work."""
+        try:
+            async with self._db.session() as session, session.begin():
+                conversation = await self._conversation(session, inbound)
+                offered = list(conversation.offered or [])
+                conversation.offered = offered + [b.action for b in MENU_BUTTONS if b.action not in offered]
+        except Exception:  # the database itself may be what failed; the apology still goes out
+            log.exception("could not record the menu after a failed turn for %s:%s", inbound.channel, inbound.user_id)
 
     async def _pending_notifications(self, session: AsyncSession, inbound: Inbound) -> list[Reply]:
         username = await linked_username(session, inbound.channel, inbound.team_id, inbound.user_id)

@@ -82,6 +82,9 @@ class Renderer:
                 raise ConfigError(f"{path}: cannot read: {exc}") from exc
             if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
                 raise ConfigError(f"{path}: expected a mapping of label names to text")
+            unquoted = [repr(k) for k in raw if not isinstance(k, str)]
+            if unquoted:  # YAML reads yes/no/on/off as booleans unless quoted
+                raise ConfigError(f"{path}: label names must be text; quote {', '.join(unquoted)}")
             labels[locale] = {key: self._env.from_string(value) for key, value in raw.items()}
         keys = [set(labels[locale]) for locale in LOCALES]
         if any(k != keys[0] for k in keys):

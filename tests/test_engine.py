@@ -123,3 +123,5 @@ async def test_a_backend_failure_is_explained_without_a_traceback(app: App) -> N
     said = await chat.press("why")
     assert "Traceback" not in said.text
     assert "什么都没有改动" in said.text
+    said = await chat.press("是我的网络问题吗？")  # the menu offered with the apology works
+    assert "CRM 目前没有响应" in said.text

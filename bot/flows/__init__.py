@@ -10,7 +10,8 @@ from bot.flows.base import Flow, Handler, Outcome, Services, Turn
 from bot.flows.diagnose import DETAILS, DIAGNOSE
 from bot.flows.identity import ENROL, LINK
 from bot.flows.menu import CANCEL, LANGUAGE, MENU
-from bot.flows.questions import DATA_SAFETY, NETWORK
+from bot.flows.network import NETWORK
+from bot.flows.questions import DATA_SAFETY, MAINTENANCE, NORMAL_OR_ABNORMAL, RECEIVE_INFO
 from bot.flows.unlock import RESET_PASSWORD, UNLOCK
 
 # Actions that start a flow, whatever step the conversation is in. A button
@@ -25,6 +26,9 @@ ACTIONS: Mapping[str, Flow] = {
     "reset_password": RESET_PASSWORD,
     "data": DATA_SAFETY,
     "network": NETWORK,
+    "receive": RECEIVE_INFO,
+    "normal": NORMAL_OR_ABNORMAL,
+    "maintenance": MAINTENANCE,
     "enrol": ENROL,
     # Never offered as a button: the engine starts it when someone sends a link code.
     "link": LINK,

@@ -1,4 +1,7 @@
-"""The worried questions: is my data safe, and is it my network; answered from live CRM facts.
+"""The worried questions, answered from what the CRM says right now.
+
+Is my data safe, can I still receive customer information, is this lock
+normal, when does the maintenance end.
 
 Where the backend cannot tell, the answer says so rather than guessing.
 """
@@ -7,13 +10,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.crm.base import Capability
+from bot.crm.base import Capability, SystemStatus
 from bot.flows.base import Flow, Outcome, Turn
 from bot.flows.facts import plain
 from bot.flows.menu import MENU_BUTTONS
-from bot.messages import Reply
+from bot.messages import Button, Reply
 
 RECENT = timedelta(hours=1)
+MENU = Button("menu", "menu")
 
 
 async def data_safety(turn: Turn) -> Outcome:
@@ -33,19 +37,53 @@ async def data_safety(turn: Turn) -> Outcome:
     return Outcome([Reply("questions/data_safety", context, MENU_BUTTONS)])
 
 
-async def network(turn: Turn) -> Outcome:
+DATA_SAFETY = Flow("data_safety", start=data_safety)
+
+
+async def system_facts(turn: Turn) -> SystemStatus | None:
     crm = turn.services.crm
-    probe = await crm.probe() if Capability.PROBE in crm.capabilities else None
-    others = None
-    if Capability.LOCK_STATISTICS in crm.capabilities:
-        others = await crm.locks_since(turn.now - RECENT)
+    return await crm.system_status() if Capability.SYSTEM_STATUS in crm.capabilities else None
+
+
+async def receive_info(turn: Turn) -> Outcome:
+    system = await system_facts(turn)
     context = {
-        "probe": plain(probe),
+        "known": system is not None and system.inbound_channels is not None,
+        "channels": dict(system.inbound_channels or {}) if system else {},
+        "writes_paused": system.writes_paused if system else None,
+    }
+    return Outcome([Reply("questions/receive_info", context, MENU_BUTTONS)])
+
+
+async def normal_or_abnormal(turn: Turn) -> Outcome:
+    crm = turn.services.crm
+    system = await system_facts(turn)
+    others = await crm.locks_since(turn.now - RECENT) if Capability.LOCK_STATISTICS in crm.capabilities else None
+    reason = None
+    if turn.username is not None and Capability.LOCK_STATUS in crm.capabilities:
+        status = await crm.lock_status(turn.username)
+        reason = status.reason.value if status.locked and status.reason else None
+        if others and status.locked_at is not None and status.locked_at >= turn.now - RECENT:
+            others -= 1  # "others": the person's own lock is not one of them
+    context = {
+        "system_known": system is not None,
+        "windows": plain(system.maintenance) if system else [],
+        "incidents": plain(system.incidents) if system else [],
         "others_locked": others,
         "window_minutes": int(RECENT.total_seconds() // 60),
+        "reason": reason,
+        "now": turn.now,
     }
-    return Outcome([Reply("questions/network", context, MENU_BUTTONS)])
+    buttons = (Button("why", "why"), MENU) if reason else MENU_BUTTONS
+    return Outcome([Reply("questions/normal_or_abnormal", context, buttons)])
 
 
-DATA_SAFETY = Flow("data_safety", start=data_safety)
-NETWORK = Flow("network", start=network)
+async def maintenance(turn: Turn) -> Outcome:
+    system = await system_facts(turn)
+    context = {"known": system is not None, "windows": plain(system.maintenance) if system else [], "now": turn.now}
+    return Outcome([Reply("questions/maintenance", context, MENU_BUTTONS)])
+
+
+RECEIVE_INFO = Flow("receive_info", start=receive_info)
+NORMAL_OR_ABNORMAL = Flow("normal_or_abnormal", start=normal_or_abnormal)
+MAINTENANCE = Flow("maintenance", start=maintenance)

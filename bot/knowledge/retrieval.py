@@ -64,7 +64,9 @@ _STOP_EN = frozenset(
     thank thanks that the their theirs them themselves then there these they this those through thx to too today
     under until up us very was we were what whats when where which while who whom whose will with would yet you
     your yours yourself yourselves hi hey hello right still also even actually anyone anything something someone
-    since via s m re ve ll d t
+    since via s m re ve ll d t okay yeah yes um uh oh hmm well sure maybe probably already never lot bit kind sort
+    think know want wanted tell say said see give make made go going went thing things stuff way guys folks
+    morning afternoon evening tonight yesterday tomorrow week weekend currently recently ago soon
     """.split()
 )
 _STOP_ZH = frozenset(
@@ -72,13 +74,16 @@ _STOP_ZH = frozenset(
     的 了 吗 呢 吧 啊 呀 哦 嘛 么 哈 啦 嗯 我 我的 你 您 他 她 它 我们 你们 他们 是 在 就 都 也 还 又 和 与 及 跟 对 把
     给 让 这 那 这个 那个 这是 有 会 能 可以 要 想 啥 什么 怎么 怎么办 怎样 如何 哪 一下 一个 请 麻烦 帮 帮我 是不是
     会不会 能不能 可不可以 有没有 还是 或者 但是 可是 因为 所以 如果 就是 只是 已经 刚才 刚刚 现在 突然 到底 得 地
-    着 过 被 个 下 上 里 中 去 来 说 该 咋 咋整 怎么样 为 从 到 等 很 太 挺 好 没 不 吗 呢 么 嘞 哟 诶 喂 谁 其他 自己
+    着 过 被 个 下 上 里 中 去 来 说 该 咋 咋整 咋办 怎么样 为 从 到 等 很 太 挺 好 没 不 嘞 哟 诶 喂 谁 其他 自己
+    不会 会儿 一直 今天 明天 昨天 早上 上午 下午 晚上 今晚 时候 事 事情 东西 知道 觉得 看 看看 告诉 问 请问 你好 谢谢
+    一些 有些 这些 那些 之类 什么样 怎么弄 怎么搞 能否 是否 可否 需要 这次 这样 那样 一样 还有 然后 结果 而且 的话
+    些 才 呗 哪些 多少 几 点 儿 啥子 咱 咱们 大概 可能 应该 真的 真 特别 非常 比较 一点 有点
     """.split()
 )
 
+
 # Where jieba's dictionary is cut down to the common words, and its ready-made cache, live.
 _DICTIONARY_MIN_FREQUENCY = 30
-HMM = os.environ.get("HMM", "1") == "1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +254,7 @@ class Analyzer:
         return [term for unit in self.units(text) for term in unit.terms]
 
     def _chinese_units(self, text: str) -> Iterator[Unit]:
-        for word in self._chinese.cut(text, HMM=HMM):
+        for word in self._chinese.cut(text, HMM=False):
             if word in _STOP_ZH:
                 continue
             canonical = self._words.get(word)
@@ -298,8 +303,11 @@ def _runs(text: str) -> Iterator[tuple[str, str]]:
 
 # --- the index --------------------------------------------------------------------------------------------------
 
-# How much each part of a topic counts: its curated keywords most, its title more than one example question.
-FIELD_WEIGHTS = {"title": 2, "questions": 1, "keywords": 3}
+# How much each part of a topic counts: its curated keywords most, its title (the canonical question) next,
+# its example questions least. Each part is its own BM25 index so that one part cannot drown another.
+FIELD_WEIGHTS: Mapping[str, float] = {"keywords": float(os.environ.get("WK", 1.0)), "title": float(os.environ.get("WT", 1.0)), "questions": float(os.environ.get("WQ", 1.0))}
+K1 = float(os.environ.get("K1", 1.2))
+B = float(os.environ.get("B", 0.75))
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,24 +324,44 @@ class ConfidenceRule:
     min_score: float = 0.25
 
 
+@dataclass(frozen=True, slots=True)
+class _Field:
+    name: str
+    weight: float
+    bm25: bm25s.BM25
+    vocabulary: frozenset[str]
+
+
 class FaqIndex:
     """The FAQ topics, ready to be searched; build it once at start and share it."""
 
-    def __init__(
-        self,
-        topics: Mapping[str, Topic],
-        analyzer: Analyzer,
-        bm25: bm25s.BM25,
-        topic_terms: Sequence[frozenset[str]],
-        rule: ConfidenceRule,
-    ) -> None:
+    def __init__(self, topics: Mapping[str, Topic], analyzer: Analyzer, rule: ConfidenceRule) -> None:
         self._topics = topics
         self._ids = list(topics)
         self._analyzer = analyzer
-        self._bm25 = bm25
-        self._topic_terms = topic_terms
-        self._vocabulary = frozenset(bm25.vocab_dict)
         self.rule = rule
+        self._fields: list[_Field] = []
+        by_field: dict[str, list[list[str]]] = {name: [] for name in FIELD_WEIGHTS}
+        for topic in topics.values():
+            for name in FIELD_WEIGHTS:
+                texts = (
+                    [topic.title[locale] for locale in ("zh-CN", "en")]
+                    if name == "title"
+                    else [text for locale in ("zh-CN", "en") for text in getattr(topic, name)[locale]]
+                )
+                by_field[name].append([term for text in texts for term in analyzer.terms(text)])
+        for name, corpus in by_field.items():
+            bm25 = bm25s.BM25(k1=K1, b=B)
+            bm25.index(corpus, show_progress=False)
+            self._fields.append(_Field(name, FIELD_WEIGHTS[name], bm25, frozenset(t for doc in corpus for t in doc)))
+        self._topic_terms = [frozenset(t for name in by_field for t in by_field[name][i]) for i in range(len(self._ids))]
+        self._anchors = [frozenset(by_field["keywords"][i] + by_field["title"][i]) for i in range(len(self._ids))]
+        n = len(self._ids)
+        self._vocabulary = frozenset(t for terms in self._topic_terms for t in terms)
+        self._idf = {}
+        for term in self._vocabulary:
+            df = sum(term in terms for terms in self._topic_terms)
+            self._idf[term] = math.log(1 + (n - df + 0.5) / (df + 0.5))
 
     @classmethod
     def build(
@@ -343,33 +371,23 @@ class FaqIndex:
         rule: ConfidenceRule | None = None,
     ) -> FaqIndex:
         """Index every topic's title, example questions and keywords in both languages."""
-        vocabulary = [
-            word for topic in topics.values() for locale in ("zh-CN", "en") for word in topic.keywords[locale]
-        ]
+        vocabulary = [word for topic in topics.values() for locale in ("zh-CN", "en") for word in topic.keywords[locale]]
         analyzer = Analyzer(synonyms, vocabulary)
-        corpus: list[list[str]] = []
-        for topic in topics.values():
-            terms: list[str] = []
-            for locale in ("zh-CN", "en"):
-                terms += analyzer.terms(topic.title[locale]) * FIELD_WEIGHTS["title"]
-                for question in topic.questions[locale]:
-                    terms += analyzer.terms(question) * FIELD_WEIGHTS["questions"]
-                for keyword in topic.keywords[locale]:
-                    terms += analyzer.terms(keyword) * FIELD_WEIGHTS["keywords"]
-            corpus.append(terms)
-        bm25 = bm25s.BM25(k1=1.2, b=0.75)
-        bm25.index(corpus, show_progress=False)
-        sets = [frozenset(terms) for terms in corpus]
-        n = len(sets)
-        for term in bm25.vocab_dict:
-            df = sum(term in s for s in sets)
-            _IDF[term] = math.log(1 + (n - df + 0.5) / (df + 0.5))
-        return cls(topics, analyzer, bm25, sets, rule or ConfidenceRule())
+        return cls(topics, analyzer, rule or ConfidenceRule())
 
     @classmethod
     def load(cls, knowledge_dir: Path) -> FaqIndex:
         """Load ``topics/`` and ``synonyms.yaml`` from the knowledge folder and build the index."""
         return cls.build(load_topics(knowledge_dir / "topics"), load_synonyms(knowledge_dir / "synonyms.yaml"))
+
+    def _scores(self, terms):
+        import numpy as np
+        total = np.zeros(len(self._ids))
+        for field in self._fields:
+            known = [t for t in terms if t in field.vocabulary]
+            if known:
+                total += field.weight * field.bm25.get_scores(known)
+        return total
 
     def search(self, text: str, locale: str | None = None) -> FaqResult:
         """Rank the topics for ``text``; ``answer_id`` is set only when the best one is a confident answer."""
@@ -378,52 +396,27 @@ class FaqIndex:
         terms = [term for unit in units for term in unit.terms if term in self._vocabulary]
         if not terms:
             return FaqResult(text, locale, None, [])
-        scores = self._bm25.get_scores(terms)
+        scores = self._scores(terms)
         order = sorted(range(len(self._ids)), key=lambda i: -float(scores[i]))[:TOP_MATCHES]
         matches = [
             Match(self._ids[i], float(scores[i]), self._topics[self._ids[i]].title[locale])
             for i in order
             if scores[i] > 0
         ]
-        answer = self._confident(units, scores, order)
-        return FaqResult(text, locale, answer, matches)
+        return FaqResult(text, locale, None, matches)
 
-    def explain(self, text: str) -> dict[str, float]:
+    def details(self, text):
         units = self._analyzer.units(text[:MAX_QUESTION_CHARS])
         terms = [term for unit in units for term in unit.terms if term in self._vocabulary]
         if not terms:
-            return {"coverage": 0.0, "margin": 0.0, "score": 0.0}
-        scores = self._bm25.get_scores(terms)
+            return None
+        scores = self._scores(terms)
         order = sorted(range(len(self._ids)), key=lambda i: -float(scores[i]))
         best = self._topic_terms[order[0]]
-        covered = sum(1 for unit in units if any(term in best for term in unit.terms))
-        top, second = float(scores[order[0]]), float(scores[order[1]])
-        ceiling = self._ceiling(units)
-        return {
-            "coverage": covered / len(units),
-            "margin": top / second if second > 0 else 99.0,
-            "score": top / ceiling if ceiling else 0.0,
-            "raw": top,
-            "n": len(units),
-        }
-
-    def _ceiling(self, units: Sequence[Unit]) -> float:
-        idf = self._bm25
-        total = 0.0
-        for unit in units:
-            known = [t for t in unit.terms if t in self._vocabulary]
-            if known:
-                total += max(_idf(idf, t) for t in known)
-            else:
-                total += math.log(1 + len(self._ids))
-        return total * (idf.k1 + 1)
-
-    def _confident(self, units: Sequence[Unit], scores: object, order: Sequence[int]) -> str | None:
-        return None
-
-
-def _idf(bm25: bm25s.BM25, term: str) -> float:
-    return _IDF.get(term, 0.0)
-
-
-_IDF: dict[str, float] = {}
+        anchors = self._anchors[order[0]]
+        out = []
+        for u in units:
+            known = [t for t in u.terms if t in self._vocabulary]
+            out.append(dict(text=u.text, known=bool(known), idf=max((self._idf[t] for t in known), default=None),
+                            covered=any(t in best for t in u.terms), anchor=any(t in anchors for t in u.terms)))
+        return dict(units=out, scores=[float(scores[i]) for i in order], top=self._ids[order[0]])

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import App
 from bot.clock import ManualClock
@@ -235,6 +238,35 @@ async def test_concurrent_unlocks_with_one_key_act_once(app: App) -> None:
         app.crm.unlock("bob", idempotency_key="unlock-bob"),
         return_exceptions=True,
     )
+    assert results == [None, None]
+    assert (await app.crm.lock_status("bob")).locked is False
+    assert len([a for a in await admin_actions(app) if a.idempotency_key == "unlock-bob"]) == 1
+
+
+async def test_unlocks_racing_past_the_key_check_act_once(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both calls look the key up before either writes it: the second insert must lose quietly."""
+    arrived = 0
+    both = asyncio.Event()
+    flush = AsyncSession.flush
+
+    async def gated_flush(self: AsyncSession, objects: Any = None) -> None:
+        nonlocal arrived
+        arrived += 1
+        if arrived >= 2:
+            both.set()
+        with contextlib.suppress(TimeoutError):
+            # A backend that serialises the calls some other way must not hang here.
+            await asyncio.wait_for(both.wait(), timeout=2)
+        await flush(self, objects)
+
+    monkeypatch.setattr(AsyncSession, "flush", gated_flush)
+    results = await asyncio.gather(
+        app.crm.unlock("bob", idempotency_key="unlock-bob"),
+        app.crm.unlock("bob", idempotency_key="unlock-bob"),
+        return_exceptions=True,
+    )
+    monkeypatch.undo()
+    assert arrived == 2
     assert results == [None, None]
     assert (await app.crm.lock_status("bob")).locked is False
     assert len([a for a in await admin_actions(app) if a.idempotency_key == "unlock-bob"]) == 1

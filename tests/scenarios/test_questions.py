@@ -1,0 +1,74 @@
+"""The worried questions, answered from live CRM facts: data, network, inbound channels, normal or not."""
+
+from __future__ import annotations
+
+from bot import demo
+from bot.app import App
+from tests.chat import Chat
+
+
+async def test_grace_walks_the_network_checklist_and_unlocks(app: App) -> None:
+    chat = Chat(app.engine, "grace", locale="en")
+    await chat.start()
+    said = await chat.press("Is it my network?")
+    assert "The CRM answers normally" in said.text
+    assert "10 accounts were locked in the last 60 minutes" in said.text
+    assert "can you open other websites" in said.text
+    said = await chat.press("No, nothing loads")
+    assert "restart your router or modem" in said.text
+    said = await chat.press("It works now")
+    assert "VPN" in said.text
+    said = await chat.press("Yes")
+    assert "Disconnect it and connect again" in said.text
+    said = await chat.press("Done")
+    assert "your session kept dropping" in said.text
+    await chat.press("Unlock me")
+    said = await chat.say(await demo.current_code(app, "grace"))
+    assert "unlocked" in said.text
+
+
+async def test_the_checklist_in_chinese_ends_at_a_dead_connection(app: App) -> None:
+    chat = Chat(app.engine, "kim")
+    await chat.say("是我的网络问题吗")
+    said = await chat.press("不能，都打不开")
+    said = await chat.press("还是不行")
+    assert "网络还没恢复" in said.text
+
+
+async def test_a_person_locked_for_another_reason_is_pointed_to_why(app: App) -> None:
+    chat = Chat(app.engine, "carol", locale="en")
+    await chat.say("is it my network")
+    await chat.press("Yes, they load fine")
+    said = await chat.press("No")
+    assert "locked for another reason" in said.text
+    assert "Why am I locked?" in said.labels
+
+
+async def test_erin_hears_when_the_last_backup_ran(app: App) -> None:
+    chat = Chat(app.engine, "erin", locale="en")
+    await chat.start()
+    said = await chat.press("Is my data safe?")
+    assert "Last backup: 2026-11-29 02:00 UTC" in said.text
+    assert "Database storage fault in the orders module" in said.text
+    assert "working normally" in said.text
+
+
+async def test_judy_is_told_the_lock_is_normal_maintenance(app: App) -> None:
+    chat = Chat(app.engine, "judy", locale="en")
+    said = await chat.say("Is this normal?")
+    assert "Maintenance under way: 2026-11-29 08:30 UTC to 2026-11-29 10:30 UTC" in said.text
+    assert "Your lock is the maintenance" in said.text
+    assert "9 other accounts were locked in the last 60 minutes" in said.text
+
+
+async def test_kim_learns_which_inbound_channels_still_run(app: App) -> None:
+    chat = Chat(app.engine, "kim")
+    said = await chat.say("还能收到客户信息吗？")
+    assert "邮件：正常接收" in said.text
+    assert "电话同步：暂时停止" in said.text
+
+
+async def test_the_maintenance_window_in_chinese(app: App) -> None:
+    chat = Chat(app.engine, "judy")
+    said = await chat.say("维护什么时候结束")
+    assert "正在维护：2026-11-29 08:30 UTC 至 2026-11-29 10:30 UTC" in said.text
