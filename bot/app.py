@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -26,8 +27,11 @@ from bot.identity.totp import TotpVerifier
 from bot.knowledge.commands import CommandMatcher
 from bot.knowledge.reasons import load_reasons
 from bot.rendering import Renderer, make_environment
-from bot.requests.policy import UnlockPolicy
+from bot.requests.housekeeping import Housekeeper
+from bot.requests.outbox import OutboxWorker
+from bot.requests.policy import Limits, UnlockPolicy
 from bot.storage.db import Database
+from bot.storage.meta import DEMO_ADMINS, is_demo
 from bot.storage.models import TotpEnrolment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +58,15 @@ class App:
     box: SecretBox | None
     totp: TotpVerifier
     engine: Engine
+    outbox: OutboxWorker
+    housekeeper: Housekeeper
+
+
+async def _admins(database: Database, settings: Settings) -> tuple[str, ...]:
+    if settings.admins.usernames:
+        return settings.admins.usernames
+    async with database.session() as session:
+        return DEMO_ADMINS if await is_demo(session) else ()
 
 
 async def _check_key(database: Database, box: SecretBox | None) -> None:
@@ -88,12 +101,27 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
             totp=totp,
             policy=UnlockPolicy(settings.policy),
             clock=clock,
-            admins=settings.admins.usernames,
+            admins=await _admins(database, settings),
             issuer=settings.totp.issuer,
+            limits=Limits(
+                per_day=settings.requests.self_service_per_day,
+                reset_cooldown=timedelta(minutes=settings.requests.reset_cooldown_minutes),
+            ),
+            request_lifetime=timedelta(hours=settings.requests.lifetime_hours),
+            link_lifetime=timedelta(hours=settings.totp.link_code_hours),
         )
         commands = CommandMatcher.load(knowledge / "commands.yaml", ACTIONS.keys())
         engine = Engine(database, services, renderer, commands, default_locale=settings.bot.default_locale)
-        yield App(settings, clock, database, crm, box, totp, engine)
+        outbox = OutboxWorker(database, crm, clock, admins=services.admins)
+        housekeeper = Housekeeper(
+            database,
+            outbox,
+            clock,
+            settings.requests,
+            admins=services.admins,
+            escalation=settings.admins.escalation,
+        )
+        yield App(settings, clock, database, crm, box, totp, engine, outbox, housekeeper)
     finally:
         await crm.aclose()
         await database.dispose()

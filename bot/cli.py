@@ -6,6 +6,8 @@
     unlockbot demo seed [--reset]
     unlockbot demo code USER
     unlockbot crm show USER [--json]
+    unlockbot faq "QUESTION" [--lang zh|en] [--json]
+    unlockbot faq --json --stdin             one question per line in, one JSON line per question out
 
 Errors the operator can fix (bad settings, a non-demo database) print one
 clear line on standard error and exit with status 2; never a traceback.
@@ -30,6 +32,7 @@ from bot.app import App, open_app
 from bot.config import Settings, load_settings, locale_from_flag
 from bot.errors import AccountNotFound, BotError, ConfigError, CrmError, NotADemoDatabase
 from bot.handlers.console import ConsoleChannel
+from bot.messages import Inbound, Rendered
 from bot.storage.db import upgrade
 
 log = logging.getLogger("bot")
@@ -65,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     show = crm_commands.add_parser("show", help="what the CRM says of a user")
     show.add_argument("user")
     show.add_argument("--json", action="store_true", help="print JSON")
+
+    faq = commands.add_parser("faq", help="ask the FAQ a question (no database needed)")
+    faq.add_argument("question", nargs="?", help="the question, in Chinese or English")
+    faq.add_argument("--lang", help="zh or en (default: from the question's script)")
+    faq.add_argument("--json", action="store_true", help="print the ranking as JSON")
+    faq.add_argument("--stdin", action="store_true", help="read one question per line from standard input")
     return parser
 
 
@@ -99,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "faq":
+        return _faq(args, settings)
     if args.command == "db":
         await asyncio.to_thread(upgrade, settings.database_url)
         print("database is up to date")
@@ -155,8 +166,16 @@ def _pick_demo_user(users: Sequence[Any]) -> str | None:
 
 
 async def _chat(app: App, user: str, lang: str | None) -> None:
+    # Approved work left over from a process that stopped is carried out first.
+    await app.housekeeper.tick()
+
+    async def handle(inbound: Inbound) -> list[Rendered]:
+        replies = await app.engine.handle(inbound)
+        await app.housekeeper.tick()  # an approval made in this turn is carried out at once
+        return replies
+
     console = ConsoleChannel(
-        app.engine.handle,
+        handle,
         user,
         locale=locale_from_flag(lang),
         stdin=sys.stdin,
@@ -201,4 +220,32 @@ async def _crm_show(app: App, username: str, *, as_json: bool) -> int:
         )
     else:
         print("locked: no")
+    return 0
+
+
+_NOT_SURE = {
+    "zh-CN": "我不太确定你问的是哪一项。最接近的话题:{titles}",
+    "en": "I'm not sure which question you mean. Closest topics: {titles}",
+}
+
+
+def _faq(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import knowledge_dir
+    from bot.knowledge.retrieval import FaqIndex  # loads jieba: only for this command
+
+    if args.stdin == (args.question is not None):
+        print("unlockbot: faq: give either a QUESTION or --stdin", file=sys.stderr)
+        return 2
+    locale = locale_from_flag(args.lang)
+    index = FaqIndex.load(knowledge_dir(settings))
+    questions = (line.rstrip("\r\n") for line in sys.stdin) if args.stdin else iter([args.question])
+    for question in questions:
+        result = index.search(question, locale)
+        if args.json:
+            print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
+        elif result.answer_id is not None:
+            print(index.topics[result.answer_id].answer[result.locale].rstrip(), flush=True)
+        else:
+            titles = "; ".join(match.title for match in result.matches) or "-"
+            print(_NOT_SURE[result.locale].format(titles=titles), flush=True)
     return 0

@@ -97,11 +97,25 @@ PolicyPath = Literal["self_service", "approval", "none"]
 class PolicyRule(_Section):
     path: PolicyPath
     totp: bool = True
+    # Whether the approving admin must give their own TOTP code; unset keeps the reason's default.
+    approver_totp: bool | None = None
+
+
+class RequestSettings(_Section):
+    lifetime_hours: float = Field(default=24, gt=0)
+    remind_after_minutes: float = Field(default=30, gt=0)
+    remind_every_minutes: float = Field(default=60, gt=0)
+    # After this many reminders the escalation admins are asked too.
+    escalate_after_reminders: int = Field(default=3, ge=1)
+    self_service_per_day: int = Field(default=3, ge=0)
+    reset_cooldown_minutes: float = Field(default=15, ge=0)
 
 
 class AdminSettings(_Section):
     # CRM usernames of the people who may decide requests and run admin commands.
     usernames: tuple[str, ...] = ()
+    # Asked as well when a request has waited through escalate_after_reminders reminders.
+    escalation: tuple[str, ...] = ()
 
 
 class TelegramLinkSettings(_Section):
@@ -121,6 +135,7 @@ class Settings(_Section):
     totp: TotpSettings = TotpSettings()
     crm: CrmSettings = CrmSettings()
     policy: dict[str, PolicyRule] = Field(default_factory=dict)
+    requests: RequestSettings = RequestSettings()
     admins: AdminSettings = AdminSettings()
     telegram: TelegramLinkSettings = TelegramLinkSettings()
     console: ConsoleSettings = ConsoleSettings()

@@ -34,9 +34,9 @@ from bot.crm.sql_schema import (
 from bot.errors import ConfigError, NotADemoDatabase
 from bot.identity.linking import link
 from bot.identity.secrets import create_key_file, load_key
+from bot.storage.meta import DEMO_FLAG, is_demo
 from bot.storage.models import Base, BotMeta
 
-DEMO_FLAG = "demo"
 CONSOLE = "console"
 
 
@@ -82,11 +82,6 @@ def ensure_key(settings: Settings) -> None:
     """Give the demo an encryption key file when no key is configured anywhere."""
     if load_key(settings) is None:
         create_key_file(settings.key_file)
-
-
-async def is_demo(session: AsyncSession) -> bool:
-    flag = await session.get(BotMeta, DEMO_FLAG)
-    return flag is not None and flag.value == "true"
 
 
 async def has_bot_data(session: AsyncSession) -> bool:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import BotError
 from bot.flows import ACTIONS, FLOWS, Flow, Outcome, Services, Turn
+from bot.flows.admin import parse_command
 from bot.flows.menu import MENU_BUTTONS
 from bot.identity.link_codes import looks_like_link_code
 from bot.identity.linking import linked_username
@@ -202,8 +203,9 @@ class Engine:
             action = inbound.button
             if action not in (conversation.offered or []):
                 return self._repeat(conversation, "engine/unknown_option")
-            if action in ACTIONS:
-                return await self._run(conversation, turn, ACTIONS[action], None)
+            name = action.partition(":")[0]
+            if name in ACTIONS:
+                return await self._run(conversation, turn, ACTIONS[name], None)
             if flow is not None and step is not None:
                 return await self._run(conversation, turn, flow, conversation.step)
             return self._repeat(conversation, "engine/unknown_option")
@@ -219,6 +221,8 @@ class Engine:
             return await self._run(conversation, turn, flow, conversation.step)
         if looks_like_link_code(text):
             return await self._run(conversation, turn, ACTIONS["link"], None)
+        if turn.is_admin and parse_command(text) is not None:
+            return await self._run(conversation, turn, ACTIONS["admin"], None)
         if command is not None:
             return await self._run(conversation, turn, ACTIONS[command], None)
         self._settle(conversation, ACTIONS["menu"], Outcome([]))

@@ -79,6 +79,8 @@ class Reply:
     image: Image | None = None
     # The next message the person sends is secret (a TOTP code): hide or delete it.
     secret_input: bool = False
+    # Shown once and never stored with the conversation (a link code for an admin to pass on).
+    private: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,7 @@ def replies_to_json(replies: Sequence[Reply]) -> str:
                 "secret_input": r.secret_input,
             }
             for r in replies
+            if not r.private
         ],
         default=_encode,
         ensure_ascii=False,

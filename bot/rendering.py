@@ -42,9 +42,11 @@ def make_environment(
     )
     zone = ZoneInfo(timezone)
 
-    def when(value: datetime | None) -> str:
+    def when(value: datetime | str | None) -> str:
         if value is None:
             return "—"
+        if isinstance(value, str):  # facts stored as JSON keep their times as ISO text
+            value = datetime.fromisoformat(value)
         local = value.astimezone(zone)
         return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
 

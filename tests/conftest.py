@@ -55,6 +55,7 @@ def settings(tmp_path: Path, database_urls: tuple[str, str]) -> Settings:
             "database": {"url": bot_url},
             "crm": {"sql": {"url": crm_url}},
             "security": {"secret_key": Fernet.generate_key().decode()},
+            "admins": {"usernames": ["sam", "tina"]},
         }
     )
 

@@ -6,20 +6,25 @@ anything else goes to the step the conversation is waiting in.
 
 from collections.abc import Mapping
 
+from bot.flows.admin import ADMIN_COMMAND, APPROVE, DENY, PENDING_FLOW
 from bot.flows.base import Flow, Handler, Outcome, Services, Turn
 from bot.flows.diagnose import DETAILS, DIAGNOSE
 from bot.flows.identity import ENROL, LINK
-from bot.flows.menu import CANCEL, LANGUAGE, MENU
+from bot.flows.menu import CANCEL, LANGUAGE, MENU, SET_LANGUAGE
 from bot.flows.network import NETWORK
 from bot.flows.questions import DATA_SAFETY, MAINTENANCE, NORMAL_OR_ABNORMAL, RECEIVE_INFO
-from bot.flows.unlock import RESET_PASSWORD, UNLOCK
+from bot.flows.unlock import RESET_PASSWORD, UNLOCK, WITHDRAW
 
 # Actions that start a flow, whatever step the conversation is in. A button
 # can only be pressed while it is on offer, so "details" needs "why" first.
+# An action may carry an argument after a colon ("approve:12"); the part
+# before the colon picks the flow. Actions whose name is not here ("net:yes")
+# belong to the step the conversation waits in.
 ACTIONS: Mapping[str, Flow] = {
     "menu": MENU,
     "cancel": CANCEL,
     "lang": LANGUAGE,
+    "setlang": SET_LANGUAGE,
     "why": DIAGNOSE,
     "details": DETAILS,
     "unlock": UNLOCK,
@@ -30,8 +35,13 @@ ACTIONS: Mapping[str, Flow] = {
     "normal": NORMAL_OR_ABNORMAL,
     "maintenance": MAINTENANCE,
     "enrol": ENROL,
-    # Never offered as a button: the engine starts it when someone sends a link code.
+    "withdraw": WITHDRAW,
+    "pending": PENDING_FLOW,
+    "approve": APPROVE,
+    "deny": DENY,
+    # Never offered as buttons: the engine starts them for a link code and for an admin's typed command.
     "link": LINK,
+    "admin": ADMIN_COMMAND,
 }
 
 FLOWS: Mapping[str, Flow] = {flow.name: flow for flow in ACTIONS.values()}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +20,7 @@ from bot.crm.base import CrmBackend
 from bot.errors import NotLinked
 from bot.identity.totp import TotpVerifier
 from bot.messages import Inbound, Reply
-from bot.requests.policy import UnlockPolicy
+from bot.requests.policy import Limits, UnlockPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +31,11 @@ class Services:
     totp: TotpVerifier
     policy: UnlockPolicy
     clock: Clock
-    admins: tuple[str, ...] = ()  # CRM usernames of the admins
-    issuer: str = "unlockbot"  # the name authenticator apps show
+    admins: tuple[str, ...]  # CRM usernames of the admins
+    issuer: str  # the name authenticator apps show
+    limits: Limits
+    request_lifetime: timedelta
+    link_lifetime: timedelta
 
 
 @dataclass(slots=True)
@@ -58,6 +61,15 @@ class Turn:
     @property
     def button(self) -> str:
         return self.inbound.button
+
+    @property
+    def argument(self) -> str:
+        """What follows the colon in a button's action (``approve:12`` gives ``12``)."""
+        return self.inbound.button.partition(":")[2]
+
+    @property
+    def is_admin(self) -> bool:
+        return self.username is not None and self.username in self.services.admins
 
     def require_user(self) -> str:
         if self.username is None:

@@ -14,8 +14,15 @@ MENU_BUTTONS = (
 )
 
 
+ADMIN_BUTTONS = (Button("pending", "pending"), *MENU_BUTTONS)
+
+
+def menu_buttons(turn: Turn) -> tuple[Button, ...]:
+    return ADMIN_BUTTONS if turn.is_admin else MENU_BUTTONS
+
+
 def menu_reply(turn: Turn, template: str = "menu/greeting") -> Reply:
-    return Reply(template, {"username": turn.username}, buttons=MENU_BUTTONS)
+    return Reply(template, {"username": turn.username, "admin": turn.is_admin}, buttons=menu_buttons(turn))
 
 
 async def show_menu(turn: Turn) -> Outcome:
@@ -27,17 +34,17 @@ async def cancel(turn: Turn) -> Outcome:
 
 
 async def ask_language(turn: Turn) -> Outcome:
-    buttons = tuple(Button(f"lang:{locale}", f"lang_{locale}") for locale in LOCALES)
-    return Outcome([Reply("menu/language", buttons=buttons)], step="choose")
+    buttons = tuple(Button(f"setlang:{locale}", f"lang_{locale}") for locale in LOCALES)
+    return Outcome([Reply("menu/language", buttons=buttons)])
 
 
 async def choose_language(turn: Turn) -> Outcome:
-    locale = turn.button.removeprefix("lang:")
-    if locale not in LOCALES:
+    if turn.argument not in LOCALES:
         return await ask_language(turn)
-    return Outcome([Reply("menu/language_set", buttons=MENU_BUTTONS)], locale=locale)
+    return Outcome([Reply("menu/language_set", buttons=menu_buttons(turn))], locale=turn.argument)
 
 
 MENU = Flow("menu", start=show_menu)
 CANCEL = Flow("cancel", start=cancel)
-LANGUAGE = Flow("language", start=ask_language, steps={"choose": choose_language})
+LANGUAGE = Flow("language", start=ask_language)
+SET_LANGUAGE = Flow("set_language", start=choose_language)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -65,3 +67,42 @@ async def record(
     session.add(event)
     await session.flush()
     return event
+
+
+@dataclass(frozen=True, slots=True)
+class ChainProblem:
+    """Where the chain breaks: the row (by id) and what is wrong with it."""
+
+    event_id: int
+    problem: str
+
+
+async def verify_chain(session: AsyncSession) -> list[ChainProblem]:
+    """Recompute every hash in order; an edited, inserted or deleted row breaks the chain where it is."""
+    problems: list[ChainProblem] = []
+    expected_prev = GENESIS
+    rows = await session.stream_scalars(select(AuditEvent).order_by(AuditEvent.id))
+    async for event in rows:
+        if event.prev_hash != expected_prev:
+            problems.append(ChainProblem(event.id, "does not follow the row before it (a row was deleted or inserted)"))
+        recomputed = event_hash(event.prev_hash, event.at, event.actor, event.action, event.subject, event.details)
+        if recomputed != event.hash:
+            problems.append(ChainProblem(event.id, "its content does not match its hash (the row was edited)"))
+        expected_prev = event.hash
+    return problems
+
+
+async def export_since(session: AsyncSession, since: datetime) -> AsyncIterator[dict[str, Any]]:
+    """Audit events at or after ``since``, oldest first, as plain dicts for JSON lines."""
+    rows = await session.stream_scalars(select(AuditEvent).where(AuditEvent.at >= since).order_by(AuditEvent.id))
+    async for event in rows:
+        yield {
+            "id": event.id,
+            "at": event.at.isoformat(),
+            "actor": event.actor,
+            "action": event.action,
+            "subject": event.subject,
+            "details": event.details,
+            "prev_hash": event.prev_hash,
+            "hash": event.hash,
+        }

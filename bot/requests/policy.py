@@ -2,17 +2,24 @@
 
 The defaults follow the product description; ``[policy.<reason>]`` in the
 config overrides any of them (``path = "self_service" | "approval" | "none"``,
-``totp = true | false``).
+``totp = true | false``, ``approver_totp = true | false``). Limits on
+self-service (per day, and a cool-down after a password reset) come from
+``[requests]`` and are checked by ``self_service_refusal``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import PolicyRule
 from bot.crm.base import LockReason
+from bot.storage.models import AuditEvent
 
 
 class Path(StrEnum):
@@ -25,6 +32,7 @@ class Path(StrEnum):
 class Rule:
     path: Path
     totp: bool
+    approver_totp: bool = False  # the approving admin gives their own code too
 
 
 DEFAULTS: Mapping[LockReason, Rule] = {
@@ -33,7 +41,7 @@ DEFAULTS: Mapping[LockReason, Rule] = {
     LockReason.LICENSE_EXPIRED: Rule(Path.NONE, totp=False),
     LockReason.SEAT_LIMIT: Rule(Path.APPROVAL, totp=True),
     LockReason.SYSTEM_FAULT: Rule(Path.NONE, totp=False),
-    LockReason.POLICY_VIOLATION: Rule(Path.APPROVAL, totp=True),
+    LockReason.POLICY_VIOLATION: Rule(Path.APPROVAL, totp=True, approver_totp=True),
     LockReason.NETWORK: Rule(Path.SELF_SERVICE, totp=True),
     LockReason.RATE_LIMIT: Rule(Path.SELF_SERVICE, totp=True),
     LockReason.TRIAL_LIMIT: Rule(Path.NONE, totp=False),
@@ -48,8 +56,43 @@ class UnlockPolicy:
     def __init__(self, overrides: Mapping[str, PolicyRule] | None = None) -> None:
         rules = dict(DEFAULTS)
         for reason, rule in (overrides or {}).items():
-            rules[LockReason(reason)] = Rule(Path(rule.path), rule.totp)
+            code = LockReason(reason)
+            approver_totp = DEFAULTS[code].approver_totp if rule.approver_totp is None else rule.approver_totp
+            rules[code] = Rule(Path(rule.path), rule.totp, approver_totp)
         self._rules = rules
 
     def rule(self, reason: LockReason) -> Rule:
         return self._rules[reason]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    per_day: int
+    reset_cooldown: timedelta
+
+
+async def self_service_refusal(
+    session: AsyncSession, *, now: datetime, username: str, limits: Limits
+) -> tuple[str, timedelta | None] | None:
+    """Why a self-service unlock must wait, if it must: ``("daily_cap", None)`` or ``("cooldown", wait)``."""
+    recent_reset = await session.scalar(
+        select(func.max(AuditEvent.at)).where(
+            AuditEvent.subject == username,
+            AuditEvent.action == "password.reset",
+            AuditEvent.at > now - limits.reset_cooldown,
+        )
+    )
+    if recent_reset is not None:
+        return "cooldown", recent_reset + limits.reset_cooldown - now
+    unlocks = await session.scalar(
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(
+            AuditEvent.subject == username,
+            AuditEvent.action == "unlock.self_service",
+            AuditEvent.at > now - timedelta(days=1),
+        )
+    )
+    if int(unlocks or 0) >= limits.per_day:
+        return "daily_cap", None
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.crm.base import LockReason
 from bot.requests import audit
+from bot.requests.notifications import notify
 from bot.storage.models import UnlockRequest
 
 DEFAULT_LIFETIME = timedelta(hours=24)
@@ -51,9 +53,12 @@ async def file_request(
     requester: str,
     answers: dict[str, Any] | None = None,
     lifetime: timedelta = DEFAULT_LIFETIME,
+    admins: Collection[str] = (),
+    kind: str = "unlock",
 ) -> UnlockRequest:
+    """File a pending request and tell the admins (never the requester, if they are an admin)."""
     request = UnlockRequest(
-        kind="unlock",
+        kind=kind,
         crm_username=username,
         reason=reason.value,
         evidence=evidence,
@@ -73,6 +78,24 @@ async def file_request(
         actor=f"{channel}:{requester}",
         action="request.filed",
         subject=username,
-        details={"request": request.id, "reason": reason.value},
+        details={"request": request.id, "reason": reason.value, "kind": kind},
+    )
+    await notify(
+        session,
+        now=now,
+        usernames=[a for a in admins if a != username],
+        template="admin/new_request",
+        context={"id": request.id, "username": username, "reason": reason.value, "kind": kind},
     )
     return request
+
+
+async def pending_requests(session: AsyncSession, *, now: datetime, limit: int = 10) -> list[UnlockRequest]:
+    return list(
+        await session.scalars(
+            select(UnlockRequest)
+            .where(UnlockRequest.status == Status.PENDING.value, UnlockRequest.expires_at > now)
+            .order_by(UnlockRequest.id)
+            .limit(limit)
+        )
+    )

@@ -124,6 +124,9 @@ class UnlockRequest(Base):
     decision_note: Mapped[str | None] = mapped_column(Text)
     executed_at: Mapped[datetime | None]
     result: Mapped[str | None] = mapped_column(Text)
+    reminders_sent: Mapped[int] = mapped_column(default=0)
+    last_reminded_at: Mapped[datetime | None]
+    escalated: Mapped[bool] = mapped_column(default=False)
 
 
 class OutboxItem(Base):

@@ -19,7 +19,7 @@ from bot.app import App
 from bot.clock import ManualClock
 from bot.crm.base import Capability, LockReason
 from bot.crm.sql import SqlCrm
-from bot.crm.sql_schema import CrmAdminAction, CrmTrustedIp, CrmUser
+from bot.crm.sql_schema import CrmAdminAction, CrmIncident, CrmTrustedIp, CrmUser
 from bot.errors import AccountNotFound, CrmUnavailable
 from bot.storage.db import Database
 
@@ -352,6 +352,16 @@ async def test_a_finished_window_is_no_longer_reported(app: App, clock: ManualCl
     assert (await app.crm.system_status()).maintenance == ()
 
 
+async def test_a_resolved_incident_is_no_longer_reported(app: App, clock: ManualClock) -> None:
+    async with crm(app).database.session() as session, session.begin():
+        incident = await session.scalar(select(CrmIncident))
+        assert incident is not None
+        incident.status = "resolved"
+        incident.resolved_at = clock.now()
+    assert (await app.crm.system_status()).incidents == ()
+    assert (await app.crm.lock_status("erin")).evidence.incident is None
+
+
 async def test_locks_since(app: App, clock: ManualClock) -> None:
     assert await app.crm.locks_since(clock.now() - timedelta(hours=1)) == len(LOCKED) == 10
     assert await app.crm.locks_since(clock.now() - timedelta(minutes=12)) == 10  # "at or after"
@@ -376,8 +386,7 @@ def test_every_capability_is_supported(app: App) -> None:
     assert app.crm.name == "sql"
 
 
-async def test_the_crm_tables_are_its_own(app: App) -> None:
-    """The CRM is another system: its rows live in its own database handle, not the bot's."""
+async def test_the_demo_crm_holds_every_demo_user(app: App) -> None:
     async with crm(app).database.session() as session:
         assert await session.scalar(select(func.count()).select_from(CrmUser)) == 13
 

@@ -120,6 +120,12 @@ async def test_bob_files_a_request_for_an_admin(app: App) -> None:
     assert "Ask an admin to unlock me" in said.labels
     await chat.press("Ask an admin to unlock me")
     said = await chat.say(await code(app, "bob"))
+    assert "198.51.100.23" in said.text
+    assert "Are you travelling" in said.text
+    await chat.press("Yes")
+    said = await chat.say("Chengdu, at a client")
+    assert "trusted addresses" in said.text
+    said = await chat.press("Yes, trust this address")
     async with app.database.session() as session:
         request = await session.scalar(select(UnlockRequest))
     assert request is not None
@@ -127,6 +133,7 @@ async def test_bob_files_a_request_for_an_admin(app: App) -> None:
     assert request.status == "pending"
     assert request.reason == "unusual_ip"
     assert request.evidence["ip"] == "198.51.100.23"
+    assert request.answers == {"travelling": True, "where": "Chengdu, at a client", "trust_ip": "198.51.100.23"}
     assert await locked(app, "bob")
     said = await chat.say("unlock me")
     assert f"#{request.id}" in said.text

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 01:44:24.978000
+Create Date: 2026-11-29 01:50:42.117427
 """
 
 from __future__ import annotations
@@ -119,6 +119,9 @@ def upgrade() -> None:
     sa.Column('decision_note', sa.Text(), nullable=True),
     sa.Column('executed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('result', sa.Text(), nullable=True),
+    sa.Column('reminders_sent', sa.Integer(), nullable=False),
+    sa.Column('last_reminded_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('escalated', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_unlock_requests'))
     )
     with op.batch_alter_table('unlock_requests', schema=None) as batch_op:

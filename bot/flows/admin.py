@@ -1,0 +1,295 @@
+"""Admins in chat: request cards with Approve / Deny, and the admin commands.
+
+Who is an admin is decided by the configured CRM usernames and the linked
+chat account, never by a display name or a group role. Commands:
+``pending``, ``approve ID``, ``deny ID REASON``, ``audit USER``,
+``unlock USER`` (with the admin's own code), ``invite USER``, ``unlink USER``,
+``reset-totp USER``, ``stats``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bot.crm.base import LockReason
+from bot.flows.base import Flow, Outcome, Turn
+from bot.flows.menu import MENU_BUTTONS
+from bot.flows.verification import CANCEL, ask_code, check_code
+from bot.identity import link_codes
+from bot.identity.linking import unlink
+from bot.messages import Button, Reply
+from bot.requests import audit
+from bot.requests.approvals import Decision, Verdict, decide
+from bot.requests.notifications import notify
+from bot.requests.outbox import enqueue
+from bot.requests.unlock_requests import Status, pending_requests
+from bot.storage.models import AuditEvent, UnlockRequest
+
+MENU = Button("menu", "menu")
+PENDING = Button("pending", "pending")
+COMMAND = re.compile(
+    r"^(?P<verb>pending|approve|deny|audit|unlock|invite|unlink|reset-totp|stats)(?:\s+(?P<rest>.*))?$", re.IGNORECASE
+)
+USERNAME = re.compile(r"^[\w.@+-]{1,128}$")
+# Words after "unlock" that mean the person's own account, not an admin command.
+_SELF_WORDS = frozenset({"me", "my", "please", "my account", "me please"})
+
+
+def parse_command(text: str) -> tuple[str, str] | None:
+    """``(verb, rest)`` when the text is an admin command, else ``None``."""
+    match = COMMAND.match(text.strip())
+    if match is None:
+        return None
+    verb, rest = match["verb"].lower(), (match["rest"] or "").strip()
+    if verb == "unlock" and (not rest or rest.lower() in _SELF_WORDS):
+        return None
+    if verb in ("approve", "deny", "audit", "unlock", "invite", "unlink", "reset-totp") and not rest:
+        return None
+    return verb, rest
+
+
+def card(request: UnlockRequest, now_pending: bool) -> Reply:
+    context: dict[str, Any] = {
+        "id": request.id,
+        "kind": request.kind,
+        "username": request.crm_username,
+        "reason": request.reason,
+        "evidence": dict(request.evidence),
+        "answers": dict(request.answers),
+        "created_at": request.created_at,
+        "expires_at": request.expires_at,
+        "status": request.status,
+        "decided_by": request.decided_by,
+        "decided_at": request.decided_at,
+        "note": request.decision_note,
+    }
+    buttons = (Button(f"approve:{request.id}", "approve"), Button(f"deny:{request.id}", "deny")) if now_pending else ()
+    return Reply("admin/card", context, buttons)
+
+
+def only_admins() -> Outcome:
+    return Outcome([Reply("admin/only_admins", buttons=MENU_BUTTONS)])
+
+
+async def show_pending(turn: Turn) -> Outcome:
+    if not turn.is_admin:
+        return only_admins()
+    requests = await pending_requests(turn.session, now=turn.now)
+    own = [r for r in requests if r.crm_username == turn.username]
+    others = [r for r in requests if r.crm_username != turn.username]
+    replies = [Reply("admin/pending", {"count": len(others), "own": len(own)})]
+    replies += [card(r, now_pending=True) for r in others]
+    return Outcome([*replies, Reply("admin/after_cards", buttons=(MENU,))])
+
+
+def _request_id(text: str) -> int | None:
+    digits = text.strip().lstrip("#")
+    return int(digits) if digits.isdigit() and len(digits) < 10 else None
+
+
+async def _decision_reply(turn: Turn, decision: Decision) -> Outcome:
+    reply = Reply("admin/decided", decision.context, (PENDING, MENU))
+    if decision.verdict is Verdict.DECIDED and decision.request is not None:
+        return Outcome([reply, card(decision.request, now_pending=False)])
+    return Outcome([reply])
+
+
+async def _decide(turn: Turn, request_id: int, *, approve: bool, note: str | None) -> Outcome:
+    assert turn.username is not None
+    decision = await decide(
+        turn.session,
+        now=turn.now,
+        request_id=request_id,
+        admin=turn.username,
+        approve=approve,
+        note=note,
+        admins=turn.services.admins,
+        channel=turn.inbound.channel,
+    )
+    return await _decision_reply(turn, decision)
+
+
+async def start_approval(turn: Turn, request_id: int | None = None) -> Outcome:
+    if not turn.is_admin:
+        return only_admins()
+    request_id = request_id if request_id is not None else _request_id(turn.argument)
+    request = await turn.session.get(UnlockRequest, request_id) if request_id is not None else None
+    if request is None or request_id is None:
+        return Outcome([Reply("admin/decided", {"verdict": Verdict.NOT_FOUND.value}, (PENDING, MENU))])
+    if request.crm_username == turn.username:
+        return await _decide(turn, request_id, approve=True, note=None)  # refused, and audited, by decide()
+    reason = LockReason(request.reason) if request.reason in set(LockReason) else LockReason.UNKNOWN
+    if request.kind == "unlock" and turn.services.policy.rule(reason).approver_totp:
+        return Outcome([ask_code("approve")], step="approve_code", data={"request": request_id})
+    return await _decide(turn, request_id, approve=True, note=None)
+
+
+async def on_approve_code(turn: Turn) -> Outcome:
+    refused = await check_code(turn, step="approve_code")
+    if refused is not None:
+        return refused
+    return await _decide(turn, int(turn.data["request"]), approve=True, note=None)
+
+
+async def start_denial(turn: Turn, request_id: int | None = None, reason: str = "") -> Outcome:
+    if not turn.is_admin:
+        return only_admins()
+    request_id = request_id if request_id is not None else _request_id(turn.argument)
+    if request_id is None:
+        return Outcome([Reply("admin/decided", {"verdict": Verdict.NOT_FOUND.value}, (PENDING, MENU))])
+    if reason:
+        return await _decide(turn, request_id, approve=False, note=reason[:500])
+    return Outcome(
+        [Reply("admin/ask_deny_reason", {"id": request_id}, (CANCEL,))],
+        step="deny_reason",
+        data={"request": request_id},
+    )
+
+
+async def on_deny_reason(turn: Turn) -> Outcome:
+    return await _decide(turn, int(turn.data["request"]), approve=False, note=turn.text[:500])
+
+
+async def command(turn: Turn) -> Outcome:
+    """A typed admin command; the engine only sends admins here."""
+    parsed = parse_command(turn.text)
+    if parsed is None or not turn.is_admin:
+        return only_admins()
+    verb, rest = parsed
+    if verb == "pending":
+        return await show_pending(turn)
+    if verb == "approve":
+        return await start_approval(turn, _request_id(rest))
+    if verb == "deny":
+        number, _, reason = rest.partition(" ")
+        return await start_denial(turn, _request_id(number), reason.strip())
+    if verb == "stats":
+        return await stats(turn)
+    if not USERNAME.match(rest):
+        return Outcome([Reply("admin/bad_username", buttons=(MENU,))])
+    if verb == "audit":
+        return await audit_trail(turn, rest)
+    if verb == "unlock":
+        return await start_admin_unlock(turn, rest)
+    if verb == "invite":
+        return await invite(turn, rest)
+    if verb == "unlink":
+        return await unlink_user(turn, rest)
+    return await reset_totp(turn, rest)
+
+
+async def audit_trail(turn: Turn, username: str) -> Outcome:
+    events = list(
+        await turn.session.scalars(
+            select(AuditEvent).where(AuditEvent.subject == username).order_by(AuditEvent.id.desc()).limit(15)
+        )
+    )
+    rows = [{"at": e.at, "actor": e.actor, "action": e.action} for e in reversed(events)]
+    return Outcome([Reply("admin/audit", {"username": username, "events": rows}, (MENU,))])
+
+
+async def stats(turn: Turn) -> Outcome:
+    counts = dict(
+        (await turn.session.execute(select(UnlockRequest.status, func.count()).group_by(UnlockRequest.status))).all()
+    )
+    self_service = await turn.session.scalar(
+        select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "unlock.self_service")
+    )
+    context = {"requests": {str(k): int(v) for k, v in counts.items()}, "self_service": int(self_service or 0)}
+    return Outcome([Reply("admin/stats", context, (PENDING, MENU))])
+
+
+async def invite(turn: Turn, username: str) -> Outcome:
+    account = await turn.services.crm.find_account(username)
+    if account is None:
+        return Outcome([Reply("admin/no_such_user", {"username": username}, (MENU,))])
+    issued = await link_codes.issue(
+        turn.session, now=turn.now, username=account.username, by=turn.actor, lifetime=turn.services.link_lifetime
+    )
+    # The code is shown to the admin once, to pass on; it is not kept with the conversation.
+    return Outcome(
+        [
+            Reply("admin/invited", {"username": account.username, "expires_at": issued.expires_at}),
+            Reply("admin/invite_code", {"code": issued.code}, (MENU,), private=True),
+        ]
+    )
+
+
+async def unlink_user(turn: Turn, username: str) -> Outcome:
+    removed = await unlink(turn.session, now=turn.now, username=username, by=turn.actor)
+    return Outcome([Reply("admin/unlinked", {"username": username, "count": removed}, (MENU,))])
+
+
+async def reset_totp(turn: Turn, username: str) -> Outcome:
+    removed = await turn.services.totp.remove(turn.session, username, actor=turn.actor)
+    if removed:
+        await notify(turn.session, now=turn.now, usernames=[username], template="identity/totp_reset", context={})
+    return Outcome([Reply("admin/totp_reset", {"username": username, "removed": removed}, (MENU,))])
+
+
+async def start_admin_unlock(turn: Turn, username: str) -> Outcome:
+    if username == turn.username:
+        return Outcome([Reply("admin/decided", {"verdict": Verdict.OWN_REQUEST.value}, (MENU,))])
+    account = await turn.services.crm.find_account(username)
+    if account is None:
+        return Outcome([Reply("admin/no_such_user", {"username": username}, (MENU,))])
+    return Outcome([ask_code("admin_unlock")], step="unlock_code", data={"username": account.username})
+
+
+async def on_admin_unlock_code(turn: Turn) -> Outcome:
+    refused = await check_code(turn, step="unlock_code")
+    if refused is not None:
+        return refused
+    username = str(turn.data["username"])
+    status = await turn.services.crm.lock_status(username)
+    request = UnlockRequest(
+        kind="unlock",
+        crm_username=username,
+        reason=status.reason.value if status.reason else LockReason.UNKNOWN.value,
+        evidence={},
+        answers={},
+        status=Status.APPROVED.value,
+        channel=turn.inbound.channel,
+        requester_user_id=turn.inbound.user_id,
+        created_at=turn.now,
+        updated_at=turn.now,
+        expires_at=turn.now,
+        decided_at=turn.now,
+        decided_by=turn.username,
+        decision_note="unlocked by an admin",
+    )
+    turn.session.add(request)
+    await turn.session.flush()
+    await audit.record(
+        turn.session,
+        at=turn.now,
+        actor=turn.actor,
+        action="admin.unlock",
+        subject=username,
+        details={"request": request.id},
+    )
+    await enqueue(
+        turn.session,
+        now=turn.now,
+        request_id=request.id,
+        action="execute_request",
+        payload={"username": username, "steps": [{"action": "unlock"}]},
+        key=f"request:{request.id}",
+    )
+    return Outcome([Reply("admin/unlock_queued", {"username": username, "id": request.id}, (MENU,))])
+
+
+PENDING_FLOW = Flow("pending", start=show_pending)
+APPROVE = Flow(
+    "approve", start=start_approval, steps={"approve_code": on_approve_code}, takes_text=frozenset({"approve_code"})
+)
+DENY = Flow("deny", start=start_denial, steps={"deny_reason": on_deny_reason}, takes_text=frozenset({"deny_reason"}))
+ADMIN_COMMAND = Flow(
+    "admin",
+    start=command,
+    steps={"approve_code": on_approve_code, "deny_reason": on_deny_reason, "unlock_code": on_admin_unlock_code},
+    takes_text=frozenset({"approve_code", "deny_reason", "unlock_code"}),
+)

@@ -1,0 +1,58 @@
+"""The work that time and decisions leave behind: expiry, reminders, and the outbox.
+
+``tick`` does one round and is safe to call from any number of processes;
+``run`` repeats it until stopped. Channels call neither: the process that
+runs the channels does (``unlockbot chat`` after every turn, ``serve`` on a
+timer), so the engine stays free of background work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from bot.clock import Clock
+from bot.config import RequestSettings
+from bot.requests.outbox import OutboxWorker
+from bot.requests.reminders import expire_due, remind_admins
+from bot.storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class Housekeeper:
+    def __init__(
+        self,
+        database: Database,
+        outbox: OutboxWorker,
+        clock: Clock,
+        settings: RequestSettings,
+        *,
+        admins: tuple[str, ...],
+        escalation: tuple[str, ...],
+    ) -> None:
+        self._db = database
+        self._outbox = outbox
+        self._clock = clock
+        self._settings = settings
+        self._admins = admins
+        self._escalation = escalation
+
+    async def tick(self) -> None:
+        now = self._clock.now()
+        async with self._db.session() as session, session.begin():
+            await expire_due(session, now=now)
+            await remind_admins(
+                session, now=now, settings=self._settings, admins=self._admins, escalation=self._escalation
+            )
+        await self._outbox.run_once()
+
+    async def run(self, stop: asyncio.Event, *, interval: float = 5.0) -> None:
+        while not stop.is_set():
+            try:
+                await self.tick()
+            except Exception:  # one bad round must not stop the next
+                log.exception("housekeeping round failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
