@@ -8,6 +8,9 @@
     unlockbot crm show USER [--json]
     unlockbot faq "QUESTION" [--lang zh|en] [--json]
     unlockbot faq --json --stdin             one question per line in, one JSON line per question out
+    unlockbot admin invite USER | unlink USER [--channel C] | reset-totp USER
+    unlockbot keys generate | rotate
+    unlockbot audit verify | export --since DATE
 
 Errors the operator can fix (bad settings, a non-demo database) print one
 clear line on standard error and exit with status 2; never a traceback.
@@ -23,19 +26,22 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot import __version__
+from bot import __version__, admin
 from bot.app import App, open_app
 from bot.config import Settings, load_settings, locale_from_flag
 from bot.errors import AccountNotFound, BotError, ConfigError, CrmError, NotADemoDatabase
 from bot.handlers.console import ConsoleChannel
+from bot.identity.secrets import SecretBox
 from bot.messages import Inbound, Rendered
+from bot.requests import audit
 from bot.storage.db import upgrade
 
 log = logging.getLogger("bot")
+OPERATOR = "cli:operator"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,6 +75,27 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("user")
     show.add_argument("--json", action="store_true", help="print JSON")
 
+    admin_parser = commands.add_parser("admin", help="admin actions on people")
+    admin_commands = admin_parser.add_subparsers(dest="admin_command", required=True)
+    invite = admin_commands.add_parser("invite", help="print a one-time link code for a CRM user")
+    invite.add_argument("user")
+    unlink = admin_commands.add_parser("unlink", help="remove the chat accounts linked to a CRM user")
+    unlink.add_argument("user")
+    unlink.add_argument("--channel", help="only this channel (console, telegram, slack)")
+    reset = admin_commands.add_parser("reset-totp", help="forget a user's authenticator; they enrol again")
+    reset.add_argument("user")
+
+    keys = commands.add_parser("keys", help="the key that encrypts TOTP secrets")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    keys_commands.add_parser("generate", help="print a new key for [security] secret_key")
+    keys_commands.add_parser("rotate", help="re-encrypt every secret under the current key")
+
+    audit_parser = commands.add_parser("audit", help="the audit trail")
+    audit_commands = audit_parser.add_subparsers(dest="audit_command", required=True)
+    audit_commands.add_parser("verify", help="check that no audit event was edited or deleted")
+    export = audit_commands.add_parser("export", help="write audit events as JSON lines")
+    export.add_argument("--since", required=True, help="a date or time, e.g. 2026-11-01")
+
     faq = commands.add_parser("faq", help="ask the FAQ a question (no database needed)")
     faq.add_argument("question", nargs="?", help="the question, in Chinese or English")
     faq.add_argument("--lang", help="zh or en (default: from the question's script)")
@@ -80,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -105,6 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (``| head``): stop quietly, as other tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:  # a bug or a broken database: one line for the person, details in the log
+        log.debug("unexpected error", exc_info=True)
+        hint = "" if args.verbose else " (run with -v for details)"
+        print(f"unlockbot: unexpected error: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
+        return 1
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -116,13 +148,62 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "demo":
         return await _demo(args, settings)
+    if args.command == "keys" and args.keys_command == "generate":
+        print(SecretBox.generate_key().decode())
+        return 0
     async with open_app(settings) as app:
         if args.command == "chat":
             await _chat(app, args.user, args.lang)
             return 0
         if args.command == "crm":
             return await _crm_show(app, args.user, as_json=args.json)
+        if args.command == "admin":
+            return await _admin(app, args)
+        if args.command == "keys":
+            count = await admin.rotate_keys(app, by=OPERATOR)
+            print(f"re-encrypted {count} secret(s) under the current key; previous_keys can now be removed")
+            return 0
+        if args.command == "audit":
+            return await _audit(app, args)
     raise AssertionError(f"unhandled command {args.command}")
+
+
+async def _admin(app: App, args: argparse.Namespace) -> int:
+    if args.admin_command == "invite":
+        invitation = await admin.invite(app, args.user, by=OPERATOR)
+        print(f"link code for {invitation.issued.username}: {invitation.issued.code}")
+        print(f"valid until {invitation.issued.expires_at.isoformat()}; single use")
+        if invitation.telegram_link:
+            print(f"Telegram: {invitation.telegram_link}")
+        return 0
+    if args.admin_command == "unlink":
+        count = await admin.unlink_user(app, args.user, by=OPERATOR, channel=args.channel)
+        print(f"unlinked {count} chat account(s) from {args.user}")
+        return 0
+    removed = await admin.reset_totp(app, args.user, by=OPERATOR)
+    print(f"reset the authenticator of {args.user}" if removed else f"{args.user} has no authenticator set up")
+    return 0
+
+
+async def _audit(app: App, args: argparse.Namespace) -> int:
+    async with app.database.session() as session:
+        if args.audit_command == "verify":
+            problems = await audit.verify_chain(session)
+            if not problems:
+                print("audit trail intact")
+                return 0
+            for problem in problems:
+                print(f"audit event {problem.event_id}: {problem.problem}")
+            return 1
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            raise ConfigError(f"--since: expected a date such as 2026-11-01, got {args.since!r}") from None
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        async for row in audit.export_since(session, since):
+            print(json.dumps(row, ensure_ascii=False))
+    return 0
 
 
 async def _demo(args: argparse.Namespace, settings: Settings) -> int:

@@ -11,6 +11,7 @@ never appear in a repr or a log.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -189,8 +190,18 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         node = tree
         for part in path[:-1]:
             node = node.setdefault(part, {})
-        node[path[-1]] = value
+        node[path[-1]] = _env_value(value)
     return tree
+
+
+def _env_value(value: str) -> Any:
+    """Lists come as JSON arrays (``["sam", "tina"]``); everything else stays text for validation."""
+    if value.lstrip().startswith("["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value  # validation names the variable and what it expected
+    return value
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

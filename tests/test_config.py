@@ -221,8 +221,9 @@ def test_a_missing_explicit_file_is_named(tmp_path: Path) -> None:
 
 def test_a_missing_file_from_the_environment_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "gone.toml"
-    with pytest.raises(ConfigError, match="gone.toml"):
+    with pytest.raises(ConfigError) as raised:
         load_settings(None, {"UNLOCKBOT_CONFIG": str(missing)})
+    assert str(missing) in str(raised.value)
 
 
 def test_invalid_toml_is_named(tmp_path: Path) -> None:

@@ -157,3 +157,50 @@ def test_buttons_are_chosen_by_number_or_label_in_any_case(tmp_path: Path) -> No
     assert console.translate("unlock please").kind is InboundKind.TEXT
     console.show([Rendered("code?", (RenderedButton("cancel", "Cancel"),), secret_input=True)])
     assert console.translate("1").kind is InboundKind.TEXT  # a code, not a button number
+
+
+def test_an_invitation_from_the_command_line_links_a_console_account(cli: Cli) -> None:
+    assert "reset the authenticator of kim" in cli.run("admin", "reset-totp", "kim").stdout
+    printed = cli.run("admin", "invite", "kim").stdout
+    code = printed.split("link code for kim: ")[1].split()[0]
+    result = cli.run("chat", "--as", "kim-laptop", "--lang", "en", stdin=f"{code}\n")
+    assert "linked to the CRM account kim" in result.stdout
+    assert "(image saved to " in result.stdout  # the enrolment QR code
+    assert "█" in result.stdout  # and drawn as text
+    again = cli.run("chat", "--as", "someone", "--lang", "en", stdin=f"{code}\n")
+    assert "That link code isn't valid" in again.stdout
+
+
+def test_the_audit_trail_names_an_edited_row(cli: Cli) -> None:
+    import sqlite3
+
+    assert cli.run("audit", "verify").stdout.strip() == "audit trail intact"
+    exported = [json.loads(line) for line in cli.run("audit", "export", "--since", "2020-01-01").stdout.splitlines()]
+    assert exported and exported[0]["prev_hash"] == "0" * 64
+    with sqlite3.connect(cli.home / ".unlockbot" / "unlockbot.db") as connection:
+        connection.execute("UPDATE audit_events SET actor = 'someone else' WHERE id = 3")
+    result = cli.run("audit", "verify", check=False)
+    assert result.returncode == 1
+    assert "audit event 3: its content does not match its hash" in result.stdout
+
+
+def test_keys_rotate_with_the_old_key_kept_for_reading(cli: Cli) -> None:
+    old_key = (cli.home / ".unlockbot" / "secret.key").read_text().strip()
+    new_key = cli.run("keys", "generate").stdout.strip()
+    cli.env["UNLOCKBOT_SECURITY__SECRET_KEY"] = new_key
+    cli.env["UNLOCKBOT_SECURITY__PREVIOUS_KEYS"] = json.dumps([old_key])
+    assert "re-encrypted 13 secret(s)" in cli.run("keys", "rotate").stdout
+    del cli.env["UNLOCKBOT_SECURITY__PREVIOUS_KEYS"]
+    code = cli.run("demo", "code", "alice").stdout.strip()
+    assert len(code) == 6
+    cli.env["UNLOCKBOT_SECURITY__SECRET_KEY"] = old_key
+    stale = cli.run("demo", "code", "alice", check=False)
+    assert stale.returncode == 2
+    assert "cannot decrypt" in stale.stderr
+
+
+def test_secrets_are_required_when_stored(cli: Cli) -> None:
+    (cli.home / ".unlockbot" / "secret.key").unlink()
+    result = cli.run("crm", "show", "alice", check=False)
+    assert result.returncode == 2
+    assert "no key is configured" in result.stderr

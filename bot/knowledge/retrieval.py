@@ -85,7 +85,8 @@ _STOP_EN = _word_set(
     kind sort think know want wanted tell say said see give make made go going went thing things stuff way guys folks
     morning afternoon evening tonight yesterday tomorrow week weekend currently recently ago soon find take takes
     took help keep keeps kept ran come comes coming everything nothing anybody somebody able put happen seem seems
-    anyway say says show shows showing shown display displays displayed new another
+    anyway say says show shows showing shown display displays displayed new another one two three
+    four five six seven eight nine ten
     """
 )
 _STOP_ZH = _word_set(

@@ -111,4 +111,4 @@ def test_faq_prints_the_answer_or_the_closest_titles(tmp_path: Path) -> None:
 
     assert "VPN" in faq("is it my network?")
     assert "备份" in faq("数据会丢吗", "--lang", "zh")
-    assert faq("how do I merge duplicate accounts in the CRM").startswith("I'm not sure")
+    assert faq("how do I merge two contacts in the CRM").startswith("I'm not sure")

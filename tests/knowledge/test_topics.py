@@ -21,8 +21,10 @@ def test_the_real_topics_load_with_every_promised_id() -> None:
     for topic_id, topic in topics.items():
         assert topic.id == topic_id
         for locale in ("zh-CN", "en"):
-            assert topic.title[locale] and topic.answer[locale]
-            assert topic.questions[locale] and topic.keywords[locale]
+            assert topic.title[locale]
+            assert topic.answer[locale]
+            assert topic.questions[locale]
+            assert topic.keywords[locale]
         assert all(related in topics for related in topic.related)
         assert topic.action is None or topic.action in ACTIONS
 

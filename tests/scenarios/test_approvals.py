@@ -85,7 +85,7 @@ async def test_a_deny_asks_for_a_reason_and_bob_hears_it(app: App) -> None:
     assert (await app.crm.lock_status("bob")).locked
     bob = Chat(app.engine, "bob", locale="en")
     said = await bob.start()
-    assert 'tina declined your request' in said.text
+    assert "tina declined your request" in said.text
     assert "请先联系 IT 确认这次登录" in said.text
 
 
@@ -110,8 +110,14 @@ async def test_frank_needs_the_approvers_own_code(app: App) -> None:
 async def test_nobody_decides_their_own_request(app: App, clock: ManualClock) -> None:
     async with app.database.session() as session, session.begin():
         own = await file_request(
-            session, now=clock.now(), username="sam", reason=LockReason.UNKNOWN, evidence={}, channel="console",
-            requester="sam", admins=("sam", "tina"),
+            session,
+            now=clock.now(),
+            username="sam",
+            reason=LockReason.UNKNOWN,
+            evidence={},
+            channel="console",
+            requester="sam",
+            admins=("sam", "tina"),
         )
     sam = Chat(app.engine, "sam", locale="en")
     said = await sam.say("pending")
