@@ -176,7 +176,8 @@ def test_the_audit_trail_names_an_edited_row(cli: Cli) -> None:
 
     assert cli.run("audit", "verify").stdout.strip() == "audit trail intact"
     exported = [json.loads(line) for line in cli.run("audit", "export", "--since", "2020-01-01").stdout.splitlines()]
-    assert exported and exported[0]["prev_hash"] == "0" * 64
+    assert exported
+    assert exported[0]["prev_hash"] == "0" * 64
     with sqlite3.connect(cli.home / ".unlockbot" / "unlockbot.db") as connection:
         connection.execute("UPDATE audit_events SET actor = 'someone else' WHERE id = 3")
     result = cli.run("audit", "verify", check=False)

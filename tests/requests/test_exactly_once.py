@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -118,20 +119,20 @@ async def test_a_crash_after_the_crm_acted_repeats_nothing(app: App, clock: Manu
     assert await approve(app, request_id, "sam") is Verdict.DECIDED
     assert isinstance(app.crm, SqlCrm)
     dying = OutboxWorker(app.database, DyingCrm(app.crm.database, clock), clock)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         await dying.run_once()
-    except KeyboardInterrupt:
-        pass
     async with app.database.session() as session:
         item = await session.scalar(select(OutboxItem))
-    assert item is not None and item.status == "claimed"
+    assert item is not None
+    assert item.status == "claimed"
     assert await app.outbox.run_once() == 0  # another worker leaves a live claim alone
     clock.advance(LEASE + timedelta(seconds=1))
     assert await app.outbox.run_once() == 1
     assert list((await crm_unlocks(app)).values()) == [1]
     async with app.database.session() as session:
         request = await session.get(UnlockRequest, request_id)
-    assert request is not None and request.status == "done"
+    assert request is not None
+    assert request.status == "done"
 
 
 async def _locked(settings: Settings, clock: ManualClock, username: str) -> bool:
