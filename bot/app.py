@@ -26,6 +26,7 @@ from bot.identity.secrets import SecretBox, load_key
 from bot.identity.totp import TotpVerifier
 from bot.knowledge.commands import CommandMatcher
 from bot.knowledge.reasons import load_reasons
+from bot.knowledge.retrieval import FaqIndex
 from bot.rendering import Renderer, make_environment
 from bot.requests.housekeeping import Housekeeper
 from bot.requests.outbox import OutboxWorker
@@ -93,12 +94,14 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
         await _check_key(database, box)
         knowledge = knowledge_dir(settings)
         reasons = load_reasons(knowledge / "reasons.yaml")
+        faq = FaqIndex.load(knowledge)
         templates = templates_dir(settings)
-        renderer = Renderer(make_environment(templates, settings.bot.timezone, reasons), templates)
+        renderer = Renderer(make_environment(templates, settings.bot.timezone, reasons, faq.topics), templates)
         totp = TotpVerifier(box, clock, settings.totp)
         services = Services(
             crm=crm,
             totp=totp,
+            faq=faq,
             policy=UnlockPolicy(settings.policy),
             clock=clock,
             admins=await _admins(database, settings),

@@ -50,8 +50,13 @@ _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 ESCAPES = frozenset({"cancel", "menu"})
 
 
+# Terminal escape sequences (colours, cursor moves) pasted with the text.
+_ESCAPE_SEQUENCE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+
+
 def clean_text(text: str) -> str:
-    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\t", " ")).strip()
+    text = _ESCAPE_SEQUENCE.sub("", text.replace("\r\n", "\n").replace("\t", " "))
+    return _CONTROL.sub("", text).strip()
 
 
 def detect_locale(text: str) -> str | None:
@@ -225,8 +230,7 @@ class Engine:
             return await self._run(conversation, turn, ACTIONS["admin"], None)
         if command is not None:
             return await self._run(conversation, turn, ACTIONS[command], None)
-        self._settle(conversation, ACTIONS["menu"], Outcome([]))
-        return self._remember(conversation, [Reply("engine/not_understood", buttons=MENU_BUTTONS)])
+        return await self._run(conversation, turn, ACTIONS["faq"], None)
 
     async def _run(self, conversation: Conversation, turn: Turn, flow: Flow, step: str | None) -> list[Reply]:
         handler = flow.steps[step] if step is not None else flow.start

@@ -22,16 +22,20 @@ from jinja2.runtime import Context
 from bot.crm.base import LockReason
 from bot.errors import ConfigError
 from bot.knowledge.reasons import ReasonText
+from bot.knowledge.topics import Topic
 from bot.messages import LOCALES, Rendered, RenderedButton, Reply
 
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
 def make_environment(
-    templates_dir: Path, timezone: str, reasons: Mapping[LockReason, ReasonText] | None = None
+    templates_dir: Path,
+    timezone: str,
+    reasons: Mapping[LockReason, ReasonText] | None = None,
+    topics: Mapping[str, Topic] | None = None,
 ) -> Environment:
-    """The Jinja environment: ``when`` and ``minutes`` filters, and ``reason_text(code)`` for the
-    plain-language texts of a lock reason in the locale being rendered."""
+    """The Jinja environment: ``when`` and ``minutes`` filters; ``reason_text(code)`` and
+    ``topic_text(id)`` give the texts of a lock reason or FAQ topic in the locale being rendered."""
     env = Environment(
         loader=FileSystemLoader(templates_dir),
         undefined=StrictUndefined,
@@ -60,9 +64,17 @@ def make_environment(
             raise ConfigError("templates use reason_text() but no reasons were loaded")
         return reasons[LockReason(code)].localised(context["locale"])
 
+    @pass_context
+    def topic_text(context: Context, topic_id: str) -> dict[str, str]:
+        if topics is None:
+            raise ConfigError("templates use topic_text() but no FAQ topics were loaded")
+        topic, locale = topics[topic_id], context["locale"]
+        return {"title": topic.title[locale], "answer": topic.answer[locale]}
+
     env.filters["when"] = when
     env.filters["minutes"] = minutes
     env.globals["reason_text"] = reason_text
+    env.globals["topic_text"] = topic_text
     return env
 
 
@@ -105,7 +117,7 @@ class Renderer:
             raise ConfigError(f"{templates_dir}: templates differ between locales: {', '.join(differing)}")
 
     def label(self, key: str, locale: str, params: Mapping[str, object] | None = None) -> str:
-        return self._labels[locale][key].render(**(params or {})).strip()
+        return self._labels[locale][key].render(locale=locale, **(params or {})).strip()
 
     def render(self, reply: Reply, locale: str) -> Rendered:
         template = self._env.get_template(f"{locale}/{reply.template}.j2")

@@ -32,6 +32,7 @@ async def test_ten_kilobytes_of_text_are_refused_politely(app: App) -> None:
 
 async def test_control_characters_are_dropped(app: App) -> None:
     assert clean_text("un\x00lock\x1b me\u200b") == "unlock me"
+    assert clean_text("\x1b[31munlock me\x1b[0m") == "unlock me"
     chat = Chat(app.engine, "alice", locale="en")
     await chat.start()
     said = await chat.say("\x00\x07\x1b")
@@ -58,11 +59,13 @@ async def test_an_old_button_stops_working_once_replaced(app: App) -> None:
     assert "isn't one of the options" in said.text
 
 
-async def test_unknown_text_gets_the_menu(app: App) -> None:
+async def test_text_nobody_can_answer_offers_a_person(app: App) -> None:
     chat = Chat(app.engine, "alice")
-    said = await chat.say("天气怎么样")
-    assert "没看懂" in said.text
-    assert "帮我解锁" in said.labels
+    said = await chat.say("明天上海天气怎么样")
+    assert "不太确定" in said.text
+    assert "转人工" in said.labels
+    said = await chat.press("转人工")
+    assert "转给管理员" in said.text
 
 
 async def test_the_language_follows_the_script_until_chosen(app: App) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from bot.flows.admin import ADMIN_COMMAND, APPROVE, DENY, PENDING_FLOW
 from bot.flows.base import Flow, Handler, Outcome, Services, Turn
 from bot.flows.diagnose import DETAILS, DIAGNOSE
+from bot.flows.faq import ASK, FAQ
 from bot.flows.identity import ENROL, LINK
 from bot.flows.menu import CANCEL, LANGUAGE, MENU, SET_LANGUAGE
 from bot.flows.network import NETWORK
@@ -35,6 +36,8 @@ ACTIONS: Mapping[str, Flow] = {
     "normal": NORMAL_OR_ABNORMAL,
     "maintenance": MAINTENANCE,
     "enrol": ENROL,
+    "ask": ASK,
+    "faq": FAQ,
     "withdraw": WITHDRAW,
     "pending": PENDING_FLOW,
     "approve": APPROVE,

@@ -19,6 +19,7 @@ from bot.clock import Clock
 from bot.crm.base import CrmBackend
 from bot.errors import NotLinked
 from bot.identity.totp import TotpVerifier
+from bot.knowledge.retrieval import FaqIndex
 from bot.messages import Inbound, Reply
 from bot.requests.policy import Limits, UnlockPolicy
 
@@ -29,6 +30,7 @@ class Services:
 
     crm: CrmBackend
     totp: TotpVerifier
+    faq: FaqIndex
     policy: UnlockPolicy
     clock: Clock
     admins: tuple[str, ...]  # CRM usernames of the admins

@@ -10,6 +10,7 @@ MENU_BUTTONS = (
     Button("unlock", "unlock"),
     Button("data", "data"),
     Button("network", "network"),
+    Button("ask", "ask"),
     Button("lang", "language"),
 )
 

@@ -1,0 +1,88 @@
+"""Free questions: ranked against the FAQ topics; a confident match answers, an unsure one asks back.
+
+Topics with an action answer from the person's own facts: "why am I locked"
+in any words runs the diagnosis for a linked person, "is my data safe" reads
+the CRM's backup time, and so on. Below the confidence threshold the person
+sees the three closest topics and can hand the question to a human, which
+files a help request for the admins.
+"""
+
+from __future__ import annotations
+
+from bot.crm.base import LockReason
+from bot.flows.base import Flow, Outcome, Turn
+from bot.flows.menu import menu_buttons
+from bot.messages import Button, Reply
+from bot.requests.unlock_requests import file_request
+
+MENU = Button("menu", "menu")
+MAX_QUESTION = 500
+# A topic's action, as the action of the flow that answers it from live facts.
+TOPIC_FLOWS = {
+    "why-locked": "why",
+    "data-safety": "data",
+    "network": "network",
+    "receive-info": "receive",
+    "normal-or-abnormal": "normal",
+    "maintenance": "maintenance",
+}
+# These need to know who the person is; for anyone else the general answer is given.
+NEEDS_IDENTITY = frozenset({"why"})
+
+
+def topic_button(topic_id: str) -> Button:
+    return Button(f"faq:{topic_id}", "topic", {"id": topic_id})
+
+
+async def ask(turn: Turn) -> Outcome:
+    return Outcome([Reply("faq/ask", buttons=(MENU,))])
+
+
+async def answer(turn: Turn) -> Outcome:
+    """A topic button, or a typed question."""
+    if turn.button.startswith("faq:"):
+        if turn.argument not in turn.services.faq.topics:
+            return Outcome([Reply("engine/unknown_option", buttons=menu_buttons(turn))])
+        return await answer_topic(turn, turn.argument)
+    result = turn.services.faq.search(turn.text, turn.locale)
+    if result.answer_id is not None:
+        return await answer_topic(turn, result.answer_id)
+    buttons = (*(topic_button(m.topic_id) for m in result.matches[:3]), Button("human", "human"), MENU)
+    question = turn.text[:MAX_QUESTION]
+    return Outcome([Reply("faq/unsure", buttons=buttons)], step="unsure", data={"question": question})
+
+
+async def answer_topic(turn: Turn, topic_id: str) -> Outcome:
+    topic = turn.services.faq.topics[topic_id]
+    flow = TOPIC_FLOWS.get(topic.action or "")
+    if flow is not None and (flow not in NEEDS_IDENTITY or turn.username is not None):
+        return Outcome([], then=flow)
+    buttons = [topic_button(related) for related in topic.related[:3]]
+    if topic.action == "unlock-steps" and turn.username is not None:
+        buttons.insert(0, Button("unlock", "unlock"))
+    return Outcome([Reply("faq/answer", {"topic": topic_id}, (*buttons, MENU))])
+
+
+async def hand_to_a_human(turn: Turn) -> Outcome:
+    if turn.button != "human":
+        return await answer(turn)
+    if turn.username is None:
+        return Outcome([Reply("faq/human_unlinked", buttons=(MENU,))])
+    request = await file_request(
+        turn.session,
+        now=turn.now,
+        username=turn.username,
+        reason=LockReason.UNKNOWN,
+        evidence={},
+        channel=turn.inbound.channel,
+        requester=turn.inbound.user_id,
+        answers={"question": str(turn.data.get("question", ""))},
+        lifetime=turn.services.request_lifetime,
+        admins=turn.services.admins,
+        kind="help",
+    )
+    return Outcome([Reply("faq/human_filed", {"id": request.id}, (MENU,))])
+
+
+ASK = Flow("ask", start=ask)
+FAQ = Flow("faq", start=answer, steps={"unsure": hand_to_a_human})
