@@ -58,6 +58,7 @@ class App:
     crm: CrmBackend
     box: SecretBox | None
     totp: TotpVerifier
+    renderer: Renderer
     engine: Engine
     outbox: OutboxWorker
     housekeeper: Housekeeper
@@ -124,7 +125,7 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
             admins=services.admins,
             escalation=settings.admins.escalation,
         )
-        yield App(settings, clock, database, crm, box, totp, engine, outbox, housekeeper)
+        yield App(settings, clock, database, crm, box, totp, renderer, engine, outbox, housekeeper)
     finally:
         await crm.aclose()
         await database.dispose()

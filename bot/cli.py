@@ -1,6 +1,7 @@
 """The ``unlockbot`` command line.
 
     unlockbot [--config FILE] db upgrade
+    unlockbot serve                          run every configured channel
     unlockbot chat --as USER [--lang zh|en]
     unlockbot demo [--lang zh|en]            seed when needed, pick a demo user, chat
     unlockbot demo seed [--reset]
@@ -56,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply every migration")
+
+    commands.add_parser("serve", help="run every configured channel (Telegram, Slack) until stopped")
 
     chat = commands.add_parser("chat", help="chat with the assistant in this terminal")
     chat.add_argument("--as", dest="user", required=True, help="the console user to chat as")
@@ -154,6 +157,11 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     async with open_app(settings) as app:
         if args.command == "chat":
             await _chat(app, args.user, args.lang)
+            return 0
+        if args.command == "serve":
+            from bot.serve import serve  # the HTTP server and channels load only here
+
+            await serve(app)
             return 0
         if args.command == "crm":
             return await _crm_show(app, args.user, as_json=args.json)

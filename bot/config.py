@@ -124,6 +124,12 @@ class TelegramLinkSettings(_Section):
     bot_username: str = ""
 
 
+class HttpSettings(_Section):
+    # The one HTTP listener shared by webhooks (Telegram, Slack) and /healthz.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+
+
 class ConsoleSettings(_Section):
     # Where images (QR codes) shown in the console are written; empty means data_dir/images.
     image_dir: Path | None = None
@@ -139,6 +145,7 @@ class Settings(_Section):
     requests: RequestSettings = RequestSettings()
     admins: AdminSettings = AdminSettings()
     telegram: TelegramLinkSettings = TelegramLinkSettings()
+    http: HttpSettings = HttpSettings()
     console: ConsoleSettings = ConsoleSettings()
 
     @field_validator("policy")

@@ -14,6 +14,7 @@ import logging
 import re
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +24,7 @@ from bot.flows import ACTIONS, FLOWS, Flow, Outcome, Services, Turn
 from bot.flows.admin import parse_command
 from bot.flows.menu import MENU_BUTTONS
 from bot.identity.link_codes import looks_like_link_code
-from bot.identity.linking import linked_username
+from bot.identity.linking import link, linked_username
 from bot.knowledge.commands import CommandMatcher
 from bot.messages import (
     LOCALES,
@@ -37,7 +38,7 @@ from bot.messages import (
 from bot.rendering import Renderer
 from bot.requests.notifications import take_pending
 from bot.storage.db import Database
-from bot.storage.models import Conversation, ProcessedEvent
+from bot.storage.models import ChatIdentity, Conversation, Notification, ProcessedEvent
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 # Words that leave any step, even one waiting for a code.
 ESCAPES = frozenset({"cancel", "menu"})
+# Buttons on request cards posted to admin destinations; the flows check who pressed them.
+CARD_ACTIONS = frozenset({"approve", "deny"})
 
 
 # Terminal escape sequences (colours, cursor moves) pasted with the text.
@@ -66,6 +69,15 @@ def detect_locale(text: str) -> str | None:
     if _LATIN_WORD.search(text):
         return "en"
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Replies to send to one person, unprompted."""
+
+    user_id: str
+    team_id: str
+    replies: list[Rendered]
 
 
 class Engine:
@@ -129,6 +141,63 @@ class Engine:
                 conversation.offered = offered + [b.action for b in MENU_BUTTONS if b.action not in offered]
         except Exception:  # the database itself may be what failed; the apology still goes out
             log.exception("could not record the menu after a failed turn for %s:%s", inbound.channel, inbound.user_id)
+
+    async def is_linked(self, channel: str, team_id: str, user_id: str) -> bool:
+        async with self._db.session() as session:
+            return await linked_username(session, channel, team_id, user_id) is not None
+
+    async def link_verified_email(self, channel: str, team_id: str, user_id: str, email: str) -> bool:
+        """Bind a chat account whose platform vouches for ``email`` to the CRM user with that e-mail.
+
+        The channel decides whether the platform's word is good enough (a
+        confirmed e-mail of a full member); this only finds the CRM user.
+        """
+        account = await self._services.crm.find_account(email)
+        if account is None or account.email.casefold() != email.casefold() or not account.active:
+            return False
+        async with self._db.session() as session, session.begin():
+            await link(
+                session,
+                now=self._services.clock.now(),
+                channel=channel,
+                team_id=team_id,
+                user_id=user_id,
+                username=account.username,
+                by=f"{channel}:verified-email",
+            )
+        return True
+
+    async def take_notifications(self, channel: str) -> list[Delivery]:
+        """Notifications for people linked on ``channel``, rendered in their language; marked delivered.
+
+        A channel that can reach people without waiting for them to write
+        (Telegram, Slack) calls this now and then and sends what it gets.
+        """
+        now = self._services.clock.now()
+        deliveries: list[Delivery] = []
+        async with self._db.session() as session, session.begin():
+            identities = await session.execute(
+                select(ChatIdentity.crm_username, ChatIdentity.team_id, ChatIdentity.platform_user_id)
+                .join(Notification, Notification.crm_username == ChatIdentity.crm_username)
+                .where(ChatIdentity.channel == channel, Notification.delivered_at.is_(None))
+                .distinct()
+            )
+            seen: set[str] = set()
+            for username, team_id, user_id in identities.tuples():
+                if username in seen:
+                    continue  # one of the person's accounts on this channel is enough
+                seen.add(username)
+                replies = await take_pending(session, now=now, username=username)
+                locale = await session.scalar(
+                    select(Conversation.locale).where(
+                        Conversation.channel == channel,
+                        Conversation.team_id == team_id,
+                        Conversation.user_id == user_id,
+                    )
+                )
+                locale = locale or self._default_locale
+                deliveries.append(Delivery(user_id, team_id, [self._renderer.render(r, locale) for r in replies]))
+        return deliveries
 
     async def _pending_notifications(self, session: AsyncSession, inbound: Inbound) -> list[Reply]:
         username = await linked_username(session, inbound.channel, inbound.team_id, inbound.user_id)
@@ -206,7 +275,8 @@ class Engine:
 
         if inbound.kind is InboundKind.BUTTON:
             action = inbound.button
-            if action not in (conversation.offered or []):
+            on_card = inbound.from_card and action.partition(":")[0] in CARD_ACTIONS
+            if action not in (conversation.offered or []) and not on_card:
                 return self._repeat(conversation, "engine/unknown_option")
             name = action.partition(":")[0]
             if name in ACTIONS:

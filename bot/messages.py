@@ -39,6 +39,10 @@ class Inbound:
     # True when the person chose the language themselves (``--lang``), not the platform.
     locale_explicit: bool = False
     event_id: str | None = None
+    # Said where others can read it (a group or channel): no codes here.
+    public: bool = False
+    # A button pressed on a request card posted to an admin destination, not in this conversation.
+    from_card: bool = False
 
     def __repr__(self) -> str:
         # Text may be a TOTP code; never let it reach a log through a repr.

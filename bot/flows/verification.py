@@ -25,6 +25,9 @@ def not_enrolled() -> Outcome:
 async def check_code(turn: Turn, *, step: str, confirming: bool = False) -> Outcome | None:
     """``None`` when the code is right; otherwise what to tell the person, staying on ``step`` if they may retry."""
     username = turn.require_user()
+    if turn.inbound.public:
+        # Others can read it: the code is burnt for nothing, and nothing is checked.
+        return Outcome([Reply("verify/public", buttons=(CANCEL,), secret_input=True)], step=step, data=turn.data)
     result = await turn.services.totp.verify(turn.session, username, turn.text, actor=turn.actor, confirming=confirming)
     if result.outcome is Verdict.OK:
         return None

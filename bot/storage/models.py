@@ -161,6 +161,21 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
+class RequestCard(Base):
+    """A copy of a request's card posted to an admin destination, so a channel can update it later."""
+
+    __tablename__ = "request_cards"
+    __table_args__ = (Unique("request_id", "channel", "destination"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("unlock_requests.id"))
+    channel: Mapped[str] = mapped_column(String(32))
+    destination: Mapped[str] = mapped_column(String(128))  # a group, channel or chat id
+    message_ref: Mapped[str] = mapped_column(String(128))  # how the platform names the message
+    shown_status: Mapped[str] = mapped_column(String(16))  # the request's status when last drawn
+    posted_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
 class Notification(Base):
     """Something to tell a person the next time the bot can reach them (a decision, a reset)."""
 

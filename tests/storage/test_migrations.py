@@ -21,6 +21,7 @@ EXPECTED = {
     "audit_events",
     "processed_events",
     "notifications",
+    "request_cards",
 }
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 01:50:42.117427
+Create Date: 2026-11-29 02:04:40.563521
 """
 
 from __future__ import annotations
@@ -160,9 +160,23 @@ def upgrade() -> None:
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.create_index('ix_outbox_status_available', ['status', 'available_at'], unique=False)
 
+    op.create_table('request_cards',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('request_id', sa.Integer(), nullable=False),
+    sa.Column('channel', sa.String(length=32), nullable=False),
+    sa.Column('destination', sa.String(length=128), nullable=False),
+    sa.Column('message_ref', sa.String(length=128), nullable=False),
+    sa.Column('shown_status', sa.String(length=16), nullable=False),
+    sa.Column('posted_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['request_id'], ['unlock_requests.id'], name=op.f('fk_request_cards_request_id_unlock_requests')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_request_cards')),
+    sa.UniqueConstraint('request_id', 'channel', 'destination', name=op.f('uq_request_cards_request_id'))
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('request_cards')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_status_available')
 
