@@ -205,3 +205,20 @@ def test_secrets_are_required_when_stored(cli: Cli) -> None:
     result = cli.run("crm", "show", "alice", check=False)
     assert result.returncode == 2
     assert "no key is configured" in result.stderr
+
+
+def test_bob_asks_and_sam_approves_in_another_console(cli: Cli) -> None:
+    bob_code = cli.run("demo", "code", "bob").stdout.strip()
+    filed = cli.run(
+        "chat", "--as", "bob", "--lang", "en", stdin=f"unlock me\n{bob_code}\nYes\nChengdu, client office\n1\n"
+    )
+    assert "I've filed unlock request #1" in filed.stdout
+    assert "asking to trust 198.51.100.23" in filed.stdout
+    approved = cli.run("chat", "--as", "sam", "--lang", "en", stdin="pending\n1\n")
+    assert "Unlock request #1 from bob" in approved.stdout
+    assert "Approved: request #1 for bob" in approved.stdout
+    shown = json.loads(cli.run("crm", "show", "bob", "--json").stdout)
+    assert shown["locked"] is False
+    told = cli.run("chat", "--as", "bob", "--lang", "en", stdin="")
+    assert "sam approved your request #1" in told.stdout
+    assert "Request #1 is done" in told.stdout
