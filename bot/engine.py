@@ -36,7 +36,7 @@ from bot.messages import (
     replies_to_json,
 )
 from bot.rendering import Renderer
-from bot.requests.notifications import take_pending
+from bot.requests.notifications import requeue, take_pending
 from bot.storage.db import Database
 from bot.storage.models import ChatIdentity, Conversation, Notification, ProcessedEvent
 
@@ -78,6 +78,7 @@ class Delivery:
     user_id: str
     team_id: str
     replies: list[Rendered]
+    notification_ids: tuple[int, ...] = ()
 
 
 class Engine:
@@ -171,7 +172,8 @@ class Engine:
         """Notifications for people linked on ``channel``, rendered in their language; marked delivered.
 
         A channel that can reach people without waiting for them to write
-        (Telegram, Slack) calls this now and then and sends what it gets.
+        (Telegram, Slack) calls this now and then and sends what it gets; when
+        sending fails it calls ``delivery_failed`` so nothing is lost.
         """
         now = self._services.clock.now()
         deliveries: list[Delivery] = []
@@ -187,7 +189,7 @@ class Engine:
                 if username in seen:
                     continue  # one of the person's accounts on this channel is enough
                 seen.add(username)
-                replies = await take_pending(session, now=now, username=username)
+                pending = await take_pending(session, now=now, username=username)
                 locale = await session.scalar(
                     select(Conversation.locale).where(
                         Conversation.channel == channel,
@@ -196,14 +198,20 @@ class Engine:
                     )
                 )
                 locale = locale or self._default_locale
-                deliveries.append(Delivery(user_id, team_id, [self._renderer.render(r, locale) for r in replies]))
+                rendered = [self._renderer.render(reply, locale) for _, reply in pending]
+                deliveries.append(Delivery(user_id, team_id, rendered, tuple(i for i, _ in pending)))
         return deliveries
+
+    async def delivery_failed(self, delivery: Delivery) -> None:
+        """Sending ``delivery`` failed: its notifications go out again on the next round."""
+        async with self._db.session() as session, session.begin():
+            await requeue(session, delivery.notification_ids)
 
     async def _pending_notifications(self, session: AsyncSession, inbound: Inbound) -> list[Reply]:
         username = await linked_username(session, inbound.channel, inbound.team_id, inbound.user_id)
         if username is None:
             return []
-        return await take_pending(session, now=self._services.clock.now(), username=username)
+        return [reply for _, reply in await take_pending(session, now=self._services.clock.now(), username=username)]
 
     async def _seen_before(self, session: AsyncSession, inbound: Inbound) -> bool:
         assert inbound.event_id is not None

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import Reply
@@ -25,8 +25,8 @@ async def notify(
     await session.flush()
 
 
-async def take_pending(session: AsyncSession, *, now: datetime, username: str) -> list[Reply]:
-    """The undelivered notifications of ``username``, oldest first, marked as delivered."""
+async def take_pending(session: AsyncSession, *, now: datetime, username: str) -> list[tuple[int, Reply]]:
+    """The undelivered notifications of ``username``, oldest first, with their ids; marked as delivered."""
     pending = list(
         await session.scalars(
             select(Notification)
@@ -36,4 +36,9 @@ async def take_pending(session: AsyncSession, *, now: datetime, username: str) -
     )
     for notification in pending:
         notification.delivered_at = now
-    return [Reply(n.template, n.context) for n in pending]
+    return [(n.id, Reply(n.template, n.context)) for n in pending]
+
+
+async def requeue(session: AsyncSession, ids: Iterable[int]) -> None:
+    """Mark notifications undelivered again (sending them failed), so they go out on the next round."""
+    await session.execute(update(Notification).where(Notification.id.in_(list(ids))).values(delivered_at=None))
