@@ -258,7 +258,7 @@ class SqlCrm:
         try:
             async with self._session() as session:
                 await session.scalar(select(func.count()).select_from(CrmSystemState))
-        except CrmUnavailable as exc:
+        except CrmError as exc:  # down, or answering with errors: either way not usable
             return Reachability(False, None, str(exc))
         return Reachability(True, (time.perf_counter() - started) * 1000)
 
