@@ -26,12 +26,30 @@ def pytest_configure(config: pytest.Config) -> None:
     offline.install()
 
 
-def reset_postgres(url: str) -> None:
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        return
     engine = create_engine(url)
     with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
+        connection.execute(text(f'DROP SCHEMA IF EXISTS "unlockbot_test_{os.getpid()}" CASCADE'))
     engine.dispose()
+
+
+def private_schema_url(url: str) -> str:
+    """The PostgreSQL URL with a schema of this test process's own, emptied.
+
+    Several people (or test runs) may share one database: each run works in
+    its own schema, so nobody drops tables from under anybody else.
+    """
+    schema = f"unlockbot_test_{os.getpid()}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -42,8 +60,8 @@ def database_urls(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, 
     url = os.environ.get(POSTGRES_ENV)
     if not url:
         pytest.skip(f"set {POSTGRES_ENV} to run the database tests on PostgreSQL too")
-    reset_postgres(url)
-    return url, url
+    private = private_schema_url(url)
+    return private, private
 
 
 @pytest.fixture
