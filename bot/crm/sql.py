@@ -98,7 +98,9 @@ class SqlCrm:
     async def find_account(self, query: str) -> Account | None:
         async with self._session() as session:
             user = await session.scalar(
-                select(CrmUser).where((CrmUser.username == query) | (func.lower(CrmUser.email) == query.lower()))
+                select(CrmUser).where(
+                    (func.lower(CrmUser.username) == query.lower()) | (func.lower(CrmUser.email) == query.lower())
+                )
             )
             if user is None:
                 return None

@@ -160,7 +160,8 @@ async def reset_password(turn: Turn) -> Outcome:
     username = turn.require_user()
     if Capability.RESET_PASSWORD not in turn.services.crm.capabilities:
         return Outcome([Reply("errors/crm_unsupported", buttons=(MENU,))])
-    reset = await turn.services.crm.reset_password(username, idempotency_key=f"reset:{username}:{turn.now.date()}")
+    # The button is offered once per unlock, so each press is its own reset.
+    reset = await turn.services.crm.reset_password(username, idempotency_key=f"reset:{username}:{turn.now.isoformat()}")
     await audit.record(turn.session, at=turn.now, actor=turn.actor, action="password.reset", subject=username)
     return Outcome([Reply("unlock/password_reset", {"sent_to": reset.sent_to}, (MENU,))])
 
