@@ -17,7 +17,9 @@ from sqlalchemy import func, select
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.crm import registry
 from bot.crm.base import CrmBackend
+from bot.crm.resilient import ResilientCrm
 from bot.crm.sql import SqlCrm
 from bot.engine import Engine
 from bot.errors import ConfigError
@@ -46,8 +48,8 @@ def knowledge_dir(settings: Settings) -> Path:
     return settings.bot.knowledge_dir or PROJECT_ROOT / "knowledge"
 
 
-def build_crm(settings: Settings, clock: Clock) -> SqlCrm:
-    return SqlCrm(Database(settings.crm_database_url), clock, timeout=settings.crm.timeout_seconds)
+def build_crm(settings: Settings, clock: Clock) -> SqlCrm | ResilientCrm:
+    return registry.build_crm(settings, clock)
 
 
 @dataclass

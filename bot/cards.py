@@ -93,7 +93,7 @@ class CardBoard:
                     RequestCard.shown_status != UnlockRequest.status,
                 )
             )
-            return [CardToRedraw(r.id, c.message_ref, self._render(r), r.status) for c, r in rows.tuples()]
+            return [CardToRedraw(r.id, c.message_ref, self._render(r), r.status) for c, r in rows.all()]
 
     async def redrawn(self, channel: str, destination: str, request_id: int, status_shown: str) -> None:
         async with self._db.session() as session, session.begin():

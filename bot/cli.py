@@ -7,6 +7,7 @@
     unlockbot demo seed [--reset]
     unlockbot demo code USER
     unlockbot crm show USER [--json]
+    unlockbot crm check [--json]            the configured backend, what it can do, whether it answers now
     unlockbot faq "QUESTION" [--lang zh|en] [--json]
     unlockbot faq --json --stdin             one question per line in, one JSON line per question out
     unlockbot admin invite USER | unlink USER [--channel C] | reset-totp USER
@@ -34,6 +35,8 @@ from typing import Any
 from bot import __version__, admin
 from bot.app import App, open_app
 from bot.config import Settings, load_settings, locale_from_flag
+from bot.crm.base import Capability
+from bot.crm.registry import crm_location
 from bot.errors import AccountNotFound, BotError, ConfigError, CrmError, NotADemoDatabase
 from bot.handlers.console import ConsoleChannel
 from bot.identity.secrets import SecretBox
@@ -77,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     show = crm_commands.add_parser("show", help="what the CRM says of a user")
     show.add_argument("user")
     show.add_argument("--json", action="store_true", help="print JSON")
+    check = crm_commands.add_parser("check", help="the configured backend, what it can do, whether it answers now")
+    check.add_argument("--json", action="store_true", help="print JSON")
 
     admin_parser = commands.add_parser("admin", help="admin actions on people")
     admin_commands = admin_parser.add_subparsers(dest="admin_command", required=True)
@@ -163,6 +168,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
             await serve(app)
             return 0
+        if args.command == "crm" and args.crm_command == "check":
+            return await _crm_check(app, as_json=args.json)
         if args.command == "crm":
             return await _crm_show(app, args.user, as_json=args.json)
         if args.command == "admin":
@@ -310,6 +317,37 @@ async def _crm_show(app: App, username: str, *, as_json: bool) -> int:
     else:
         print("locked: no")
     return 0
+
+
+async def _crm_check(app: App, *, as_json: bool) -> int:
+    """Exit 0 when the CRM answers now, 1 when it does not."""
+    can = [c.value for c in Capability if c in app.crm.capabilities]
+    cannot = [c.value for c in Capability if c not in app.crm.capabilities]
+    reach = await app.crm.probe() if Capability.PROBE in app.crm.capabilities else None
+    answers = reach is not None and reach.reachable
+    if as_json:
+        facts = {
+            "backend": app.crm.name,
+            "location": crm_location(app.settings),
+            "capabilities": can,
+            "lacks": cannot,
+            "answers": answers,
+            "latency_ms": round(reach.latency_ms, 1) if reach and reach.latency_ms is not None else None,
+            "detail": reach.detail if reach else "this backend offers no probe",
+        }
+        print(json.dumps(facts, ensure_ascii=False, indent=2))
+        return 0 if answers else 1
+    print(f"backend: {app.crm.name} at {crm_location(app.settings)}")
+    print(f"can:     {', '.join(can) or '-'}")
+    print(f"cannot:  {', '.join(cannot) or '-'}")
+    if reach is None:
+        print("answers: unknown (this backend offers no probe)")
+    elif reach.reachable:
+        latency = f" in {reach.latency_ms:.0f} ms" if reach.latency_ms is not None else ""
+        print(f"answers: yes{latency}")
+    else:
+        print(f"answers: no ({reach.detail or 'no detail'})")
+    return 0 if answers else 1
 
 
 _NOT_SURE = {

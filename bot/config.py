@@ -13,13 +13,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bot.errors import ConfigError
 from bot.messages import LOCALES
@@ -86,10 +96,157 @@ class SqlCrmSettings(_Section):
     _supported = field_validator("url")(_database_url)
 
 
+def _web_url(value: str) -> str:
+    if value and not value.startswith(("https://", "http://")):
+        raise ValueError("expected an https:// (or http://) URL")
+    return value.rstrip("/")
+
+
+def _https_url(value: str) -> str:
+    if value and not value.startswith("https://"):
+        raise ValueError("expected an https:// URL")
+    return value.rstrip("/")
+
+
+class ResilienceSettings(_Section):
+    # Extra attempts for calls that change nothing (lookups, lock status, probe); never for unlocks or resets.
+    retries: int = Field(default=2, ge=0, le=5)
+    # The first pause before a retry; each next one doubles, with random jitter, all within timeout_seconds.
+    retry_backoff_seconds: float = Field(default=0.2, ge=0, le=10)
+    # Failed calls in a row after which the bot stops asking the CRM for cool_down_seconds.
+    failure_threshold: int = Field(default=5, ge=1, le=1000)
+    cool_down_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+
+class SalesforceSettings(_Section):
+    # The org's My Domain URL: the OAuth token endpoint and the REST API both live there.
+    instance_url: str = ""
+    # The connected app's consumer key and secret (OAuth client credentials flow).
+    client_id: str = ""
+    client_secret: SecretStr | None = None
+    api_version: str = Field(default="62.0", pattern=r"^\d{2,3}\.0$")
+    # PEM file of CA certificates to trust instead of the system's (a TLS-inspecting proxy, a test server).
+    ca_file: FilePath | None = None
+    # How many recent LoginHistory rows are read to explain a lock.
+    history_rows: int = Field(default=20, ge=1, le=200)
+
+    _https = field_validator("instance_url")(_https_url)
+
+
+class KeycloakSettings(_Section):
+    # The server's root URL, e.g. https://sso.example.com (add /auth for Keycloak 16 and older).
+    base_url: str = ""
+    # The realm whose users sign in to the CRM.
+    realm: str = ""
+    # The realm of the service-account client; empty means the same realm.
+    client_realm: str = ""
+    client_id: str = ""
+    client_secret: SecretStr | None = None
+    ca_file: FilePath | None = None
+
+    _web = field_validator("base_url")(_web_url)
+
+
+class RestPaths(_Section):
+    """Where each call goes, relative to base_url; {username}, {query} and {since} are filled in, URL-encoded."""
+
+    find_account: str = "/accounts?query={query}"
+    lock_status: str = "/accounts/{username}/lock"
+    unlock: str = "/accounts/{username}/unlock"
+    reset_password: str = "/accounts/{username}/password-reset"  # noqa: S105 (a path)
+    add_trusted_ip: str = "/accounts/{username}/trusted-ips"
+    licence: str = "/accounts/{username}/licence"
+    system_status: str = "/system/status"
+    locks_since: str = "/locks/count?since={since}"
+    probe: str = "/health"
+
+
+class RestFields(_Section):
+    """Where each fact is in the CRM's JSON; a dotted name reaches into nested objects ("data.login")."""
+
+    username: str = "username"
+    email: str = "email"
+    display_name: str = "display_name"
+    active: str = "active"
+    locked: str = "locked"
+    reason: str = "reason"
+    locked_at: str = "locked_at"
+    evidence: str = "evidence"
+    sent_to: str = "sent_to"
+    count: str = "count"
+
+
+class RestCrmSettings(_Section):
+    base_url: str = ""
+    # "bearer": Authorization: Bearer <token>; "header": <header_name>: <token>; "none": no credentials.
+    auth: Literal["bearer", "header", "none"] = "bearer"
+    token: SecretStr | None = None
+    header_name: str = "X-Api-Key"
+    # What the in-house CRM implements; each needs its path in [crm.rest.paths].
+    capabilities: tuple[str, ...] = ("lock_status", "login_history", "unlock", "probe")
+    paths: RestPaths = RestPaths()
+    fields: RestFields = RestFields()
+    # The CRM's own reason codes mapped to ours; codes neither listed nor ours become "unknown".
+    reasons: dict[str, str] = Field(default_factory=dict)
+    ca_file: FilePath | None = None
+
+    _web = field_validator("base_url")(_web_url)
+
+    @field_validator("capabilities")
+    @classmethod
+    def _known_capabilities(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from bot.crm.base import Capability
+
+        known = {c.value for c in Capability}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown capabilities {', '.join(unknown)}; expected some of {', '.join(sorted(known))}")
+        return value
+
+    @field_validator("reasons")
+    @classmethod
+    def _known_reasons(cls, value: dict[str, str]) -> dict[str, str]:
+        from bot.crm.base import LockReason
+
+        known = {r.value for r in LockReason}
+        unknown = sorted(set(value.values()) - known)
+        if unknown:
+            raise ValueError(f"unknown lock reasons {', '.join(unknown)}; expected some of {', '.join(sorted(known))}")
+        return value
+
+
 class CrmSettings(_Section):
-    backend: Literal["sql"] = "sql"
+    backend: Literal["sql", "salesforce", "keycloak", "rest"] = "sql"
     timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    resilience: ResilienceSettings = ResilienceSettings()
     sql: SqlCrmSettings = SqlCrmSettings()
+    salesforce: SalesforceSettings = SalesforceSettings()
+    keycloak: KeycloakSettings = KeycloakSettings()
+    rest: RestCrmSettings = RestCrmSettings()
+
+    @model_validator(mode="after")
+    def _chosen_backend_is_configured(self) -> CrmSettings:
+        required = {
+            "salesforce": {
+                "instance_url": self.salesforce.instance_url,
+                "client_id": self.salesforce.client_id,
+                "client_secret": self.salesforce.client_secret,
+            },
+            "keycloak": {
+                "base_url": self.keycloak.base_url,
+                "realm": self.keycloak.realm,
+                "client_id": self.keycloak.client_id,
+                "client_secret": self.keycloak.client_secret,
+            },
+            "rest": {
+                "base_url": self.rest.base_url,
+                **({"token": self.rest.token} if self.rest.auth != "none" else {}),
+            },
+        }.get(self.backend, {})
+        missing = [f"crm.{self.backend}.{key}" for key, value in required.items() if not value]
+        if missing:
+            raise ValueError(f"backend = {self.backend!r} needs {', '.join(missing)}")
+        return self
 
 
 PolicyPath = Literal["self_service", "approval", "none"]
@@ -119,15 +276,103 @@ class AdminSettings(_Section):
     escalation: tuple[str, ...] = ()
 
 
-class TelegramLinkSettings(_Section):
+_TELEGRAM_TOKEN = re.compile(r"^[0-9]+:[A-Za-z0-9_-]+$")
+_WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+
+class TelegramSettings(_Section):
     # The bot's Telegram username, for the deep links printed with link codes.
     bot_username: str = ""
+    # The token BotFather gave; unset means the Telegram channel is off.
+    token: SecretStr | None = None
+    # The Bot API server: Telegram's, a local Bot API server, or a test fake. The token follows each URL.
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    # "polling" asks Telegram for updates; "webhook" has Telegram post them to [http] at webhook_path.
+    mode: Literal["polling", "webhook"] = "polling"
+    # Telegram sends it back in X-Telegram-Bot-Api-Secret-Token on every webhook request; required for webhooks.
+    secret_token: SecretStr | None = None
+    webhook_path: str = "/telegram/webhook"
+    # The public HTTPS address in front of [http], without webhook_path; when set, the bot registers
+    # webhook_url + webhook_path with Telegram at start.
+    webhook_url: str = ""
+    # The group (a negative id) where request cards with Approve / Deny are posted; unset posts none.
+    admin_chat_id: int | None = None
+
+    @field_validator("token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _TELEGRAM_TOKEN.match(value.get_secret_value()):
+            raise ValueError("expected the token BotFather gave, such as 123456789:AA... (digits, a colon, letters)")
+        return value
+
+    @field_validator("secret_token")
+    @classmethod
+    def _secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _WEBHOOK_SECRET.match(value.get_secret_value()):
+            raise ValueError("expected 1-256 characters from A-Z, a-z, 0-9, _ and - (what Telegram accepts)")
+        return value
+
+    @field_validator("webhook_path")
+    @classmethod
+    def _path_shape(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("expected a path starting with '/', such as '/telegram/webhook'")
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url_shape(cls, value: str) -> str:
+        if value and not value.startswith("https://"):
+            raise ValueError("expected an https:// URL (Telegram posts webhooks over HTTPS only)")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> TelegramSettings:
+        if self.mode == "webhook" and self.secret_token is None:
+            raise ValueError(
+                "mode = 'webhook' needs secret_token, so that requests not from Telegram are refused "
+                "(set [telegram] secret_token or UNLOCKBOT_TELEGRAM__SECRET_TOKEN)"
+            )
+        return self
 
 
 class HttpSettings(_Section):
     # The one HTTP listener shared by webhooks (Telegram, Slack) and /healthz.
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+
+
+class SlackSettings(_Section):
+    # The bot token (xoxb-...); unset leaves the Slack channel off.
+    bot_token: SecretStr | None = None
+    # The app-level token (xapp-...) with connections:write; Socket Mode needs it.
+    app_token: SecretStr | None = None
+    # The app's signing secret; HTTP mode checks every request with it.
+    signing_secret: SecretStr | None = None
+    # The Web API's base URL; change it only to point the bot at a test fake.
+    api_base_url: str = "https://slack.com/api/"
+    # "socket": the bot connects out to Slack, no public URL needed; "http": Slack posts to [http] /slack/events.
+    mode: Literal["socket", "http"] = "socket"
+    # The ID (C0123456789, not #name) of the channel where request cards are posted; empty means none.
+    admin_channel: str = Field(default="", pattern=r"^([CG][A-Z0-9]{6,})?$")
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("expected an https:// URL such as https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    @model_validator(mode="after")
+    def _mode_has_its_secret(self) -> SlackSettings:
+        if self.bot_token is None:
+            return self
+        if self.mode == "http" and self.signing_secret is None:
+            raise ValueError("mode = 'http' needs slack.signing_secret to check Slack's requests")
+        if self.mode == "socket" and self.app_token is None:
+            raise ValueError("mode = 'socket' needs slack.app_token (an xapp- token with connections:write)")
+        return self
 
 
 class ConsoleSettings(_Section):
@@ -144,8 +389,9 @@ class Settings(_Section):
     policy: dict[str, PolicyRule] = Field(default_factory=dict)
     requests: RequestSettings = RequestSettings()
     admins: AdminSettings = AdminSettings()
-    telegram: TelegramLinkSettings = TelegramLinkSettings()
+    telegram: TelegramSettings = TelegramSettings()
     http: HttpSettings = HttpSettings()
+    slack: SlackSettings = SlackSettings()
     console: ConsoleSettings = ConsoleSettings()
 
     @field_validator("policy")

@@ -185,7 +185,7 @@ class Engine:
                 .distinct()
             )
             seen: set[str] = set()
-            for username, team_id, user_id in identities.tuples():
+            for username, team_id, user_id in identities.all():
                 if username in seen:
                     continue  # one of the person's accounts on this channel is enough
                 seen.add(username)
@@ -253,9 +253,17 @@ class Engine:
             return inbound.locale_hint
         if conversation.locale_chosen:
             return conversation.locale
-        if inbound.kind is InboundKind.TEXT:
+        if inbound.kind is InboundKind.TEXT and self._is_free_speech(conversation, inbound.text):
             return detect_locale(inbound.text) or conversation.locale
         return conversation.locale
+
+    @staticmethod
+    def _is_free_speech(conversation: Conversation, text: str) -> bool:
+        """Codes, commands and answers in a step say nothing about the language the person reads."""
+        flow = FLOWS.get(conversation.flow or "")
+        if flow is not None and conversation.step in flow.takes_text:
+            return False
+        return not looks_like_link_code(text) and parse_command(text) is None
 
     async def _turn(self, session: AsyncSession, conversation: Conversation, inbound: Inbound) -> list[Reply]:
         now = self._services.clock.now()
@@ -300,7 +308,9 @@ class Engine:
             return self._repeat(conversation, "engine/too_long", {"limit": MAX_TEXT})
         turn.inbound = dataclasses.replace(inbound, text=text)
         command = self._commands.match(text)
-        if flow is not None and conversation.step in flow.takes_text and command not in ESCAPES:
+        # In a step that reads an answer, only a message that is nothing but "cancel" or "menu" leaves it:
+        # "请先取消共享再申请" is a deny reason, not a cancel.
+        if flow is not None and conversation.step in flow.takes_text and self._commands.exact(text) not in ESCAPES:
             return await self._run(conversation, turn, flow, conversation.step)
         if looks_like_link_code(text):
             return await self._run(conversation, turn, ACTIONS["link"], None)

@@ -101,6 +101,8 @@ class Rendered:
     buttons: tuple[RenderedButton, ...] = ()
     image: Image | None = None
     secret_input: bool = False
+    # For the person's eyes only: a channel sends it privately, never to a group.
+    private: bool = False
 
 
 def _encode(value: Any) -> Any:

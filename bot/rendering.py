@@ -127,4 +127,5 @@ class Renderer:
             buttons=tuple(RenderedButton(b.action, self.label(b.label, locale, b.params)) for b in reply.buttons),
             image=reply.image,
             secret_input=reply.secret_input,
+            private=reply.private,
         )

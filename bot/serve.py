@@ -46,6 +46,14 @@ class ChannelRunner(Protocol):
 def configured_channels(app: App) -> list[ChannelRunner]:
     """The channels whose settings are filled in; each module is imported only when used."""
     channels: list[ChannelRunner] = []
+    if app.settings.slack.bot_token is not None:
+        from bot.handlers.slack import SlackChannel
+
+        channels.append(SlackChannel(app))
+    if app.settings.telegram.token is not None:
+        from bot.handlers.telegram import TelegramChannel
+
+        channels.append(TelegramChannel(app))
     return channels
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from bot.crm.base import LockReason
 from bot.flows.base import Flow, Outcome, Turn
 from bot.flows.menu import MENU_BUTTONS
-from bot.flows.verification import CANCEL, ask_code, check_code
+from bot.flows.verification import CANCEL, ask_code, check_code, not_enrolled
 from bot.identity import link_codes
 from bot.identity.linking import unlink
 from bot.messages import Button, Reply
@@ -67,7 +67,8 @@ def card(request: UnlockRequest, now_pending: bool) -> Reply:
         "note": request.decision_note,
     }
     buttons = (Button(f"approve:{request.id}", "approve"), Button(f"deny:{request.id}", "deny")) if now_pending else ()
-    return Reply("admin/card", context, buttons)
+    # Evidence is for the admins who see it now, not for whoever holds this chat later.
+    return Reply("admin/card", context, buttons, private=True)
 
 
 def only_admins() -> Outcome:
@@ -170,6 +171,11 @@ async def command(turn: Turn) -> Outcome:
         return await stats(turn)
     if not USERNAME.match(rest):
         return Outcome([Reply("admin/bad_username", buttons=(MENU,))])
+    if verb in ("reset-totp", "unlink") and rest.casefold() == (turn.username or "").casefold():
+        # Resetting one's own authenticator would let whoever holds this chat enrol a new one.
+        return Outcome([Reply("admin/not_on_yourself", buttons=(MENU,))])
+    if verb == "invite" and turn.inbound.public:
+        return Outcome([Reply("admin/not_in_public", buttons=(MENU,))])
     if verb == "audit":
         return await audit_trail(turn, rest)
     if verb == "unlock":
@@ -231,19 +237,23 @@ async def reset_totp(turn: Turn, username: str) -> Outcome:
 
 
 async def start_admin_unlock(turn: Turn, username: str) -> Outcome:
-    if username == turn.username:
-        return Outcome([Reply("admin/decided", {"verdict": Verdict.OWN_REQUEST.value}, (MENU,))])
     account = await turn.services.crm.find_account(username)
     if account is None:
         return Outcome([Reply("admin/no_such_user", {"username": username}, (MENU,))])
+    if account.username == turn.username:  # by name or by e-mail: nobody unlocks themselves
+        return Outcome([Reply("admin/decided", {"verdict": Verdict.OWN_REQUEST.value}, (MENU,))])
+    if not await turn.services.totp.is_enrolled(turn.session, turn.require_user()):
+        return not_enrolled()
     return Outcome([ask_code("admin_unlock")], step="unlock_code", data={"username": account.username})
 
 
 async def on_admin_unlock_code(turn: Turn) -> Outcome:
+    username = str(turn.data["username"])
+    if not turn.is_admin or username == turn.username:  # the config may have changed since the question
+        return only_admins()
     refused = await check_code(turn, step="unlock_code")
     if refused is not None:
         return refused
-    username = str(turn.data["username"])
     status = await turn.services.crm.lock_status(username)
     request = UnlockRequest(
         kind="unlock",

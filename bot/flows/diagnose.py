@@ -59,6 +59,7 @@ async def show_details(turn: Turn) -> Outcome:
         "diagnose/evidence",
         {"reason": status.reason.value, "locked_at": status.locked_at, "evidence": plain(status.evidence)},
         buttons=next_buttons(turn, status, evidence_shown=True),
+        private=True,  # shown after a code: never repeated from storage without one
     )
     return Outcome([reply])
 

@@ -143,9 +143,10 @@ async def act(turn: Turn, status: LockStatus, *, answers: dict[str, Any]) -> Out
 
 async def self_service_unlock(turn: Turn, status: LockStatus) -> None:
     username = turn.require_user()
-    # One key per lock: a repeated turn can never unlock twice for the same lock.
-    key = f"self:{username}:{status.locked_at.isoformat() if status.locked_at else 'unknown'}"
-    await turn.services.crm.unlock(username, idempotency_key=key)
+    # One key per lock (or per attempt when the CRM gives no lock time): never two unlocks for one lock.
+    key = f"self:{username}:{(status.locked_at or turn.now).isoformat()}"
+    # The audit event is written first and the CRM called last, so a CRM failure rolls the turn back
+    # (code, audit and all); only a failed commit after a successful unlock could go unrecorded.
     await audit.record(
         turn.session,
         at=turn.now,
@@ -154,6 +155,7 @@ async def self_service_unlock(turn: Turn, status: LockStatus) -> None:
         subject=username,
         details={"reason": status.reason.value if status.reason else None, "idempotency_key": key},
     )
+    await turn.services.crm.unlock(username, idempotency_key=key)
 
 
 async def reset_password(turn: Turn) -> Outcome:

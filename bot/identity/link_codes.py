@@ -27,7 +27,9 @@ ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 GROUPS = 3
 GROUP_LENGTH = 4
 DEFAULT_LIFETIME = timedelta(hours=24)
-_SHAPE = re.compile(r"^[0-9A-Za-z]{4}[-\s]?[0-9A-Za-z]{4}[-\s]?[0-9A-Za-z]{4}$")
+# Only the code alphabet (no I, L, O or U), so an ordinary 12-letter word is not taken for a code.
+_GROUP = "[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{4}"
+_SHAPE = re.compile(rf"^{_GROUP}[-\s]?{_GROUP}[-\s]?{_GROUP}$")
 _MISREAD = str.maketrans({"I": "1", "L": "1", "O": "0"})
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.requests import audit
-from bot.storage.models import ChatIdentity
+from bot.storage.models import ChatIdentity, Conversation
 
 
 async def linked_username(session: AsyncSession, channel: str, team_id: str, user_id: str) -> str | None:
@@ -57,6 +57,14 @@ async def unlink(session: AsyncSession, *, now: datetime, username: str, by: str
         query = query.where(ChatIdentity.channel == channel)
     identities = list(await session.scalars(query))
     for identity in identities:
+        # The conversation goes too: nothing said before the unlink is shown to whoever holds the chat now.
+        await session.execute(
+            delete(Conversation).where(
+                Conversation.channel == identity.channel,
+                Conversation.team_id == identity.team_id,
+                Conversation.user_id == identity.platform_user_id,
+            )
+        )
         await session.delete(identity)
     await session.flush()
     if identities:

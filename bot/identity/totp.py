@@ -12,6 +12,7 @@ verification (audited) clears the count.
 from __future__ import annotations
 
 import hmac
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -55,7 +56,8 @@ class VerifyResult:
 
 def normalise_code(text: str) -> str | None:
     """Six digits from what the person typed (spaces and dashes allowed), else ``None``."""
-    digits = "".join(ch for ch in text if ch not in " -\u3000")
+    # NFKC turns full-width digits from a Chinese keyboard into ASCII ones.
+    digits = "".join(ch for ch in unicodedata.normalize("NFKC", text) if ch not in " -")
     if len(digits) == DIGITS and digits.isascii() and digits.isdigit():
         return digits
     return None

@@ -35,6 +35,10 @@ class CommandMatcher:
                 self._contained.append((key, action))
         self._contained.sort(key=lambda item: len(item[0]), reverse=True)
 
+    def exact(self, text: str) -> str | None:
+        """The action only when the whole message is one of its phrases."""
+        return self._exact.get(normalise(text))
+
     def match(self, text: str) -> str | None:
         key = normalise(text)
         if not key:

@@ -126,7 +126,7 @@ async def decide(
             now=now,
             request_id=request.id,
             action="execute_request",
-            payload={"username": request.crm_username, "steps": crm_steps(request)},
+            payload={"username": request.crm_username, "steps": crm_steps(request), "expect_reason": request.reason},
             key=f"request:{request.id}",
         )
     if approve and request.kind != "unlock":

@@ -34,9 +34,19 @@ async def take_pending(session: AsyncSession, *, now: datetime, username: str) -
             .order_by(Notification.id)
         )
     )
-    for notification in pending:
-        notification.delivered_at = now
-    return [(n.id, Reply(n.template, n.context)) for n in pending]
+    if not pending:
+        return []
+    # Claimed in one conditional UPDATE: of two readers at once, each notification goes to one.
+    claimed = set(
+        await session.scalars(
+            update(Notification)
+            .where(Notification.id.in_([n.id for n in pending]), Notification.delivered_at.is_(None))
+            .values(delivered_at=now)
+            .returning(Notification.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    return [(n.id, Reply(n.template, n.context)) for n in pending if n.id in claimed]
 
 
 async def requeue(session: AsyncSession, ids: Iterable[int]) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
-from bot.crm.base import CrmBackend
+from bot.crm.base import CrmBackend, LockReason
 from bot.errors import CrmError, CrmUnavailable
 from bot.requests import audit
 from bot.requests.notifications import notify
@@ -89,27 +89,33 @@ class OutboxWorker:
         async with self._db.session() as session:
             item = await session.get(OutboxItem, item_id)
             assert item is not None
-            payload, key, attempts, request_id = (
-                dict(item.payload),
-                item.idempotency_key,
-                item.attempts,
-                item.request_id,
-            )
+            assert item.claimed_at is not None
+            action, payload, key = item.action, dict(item.payload), item.idempotency_key
+            attempts, request_id = item.attempts, item.request_id
+            claim = item.claimed_at  # the token of this worker's claim
         try:
-            if item.action == "execute_request":
-                await self._mark_request(request_id, Status.EXECUTING)
-                await self._execute_request(payload, key)
-            else:
-                raise CrmError(f"unknown outbox action {item.action!r}")
+            if action != "execute_request":
+                raise CrmError(f"unknown outbox action {action!r}")
+            await self._mark_request(request_id, Status.EXECUTING)
+            await self._execute_request(payload, key)
         except CrmUnavailable as exc:
-            await self._retry_later(item_id, attempts, str(exc))
+            await self._retry_later(item_id, claim, attempts, str(exc))
         except CrmError as exc:
-            await self._finish(item_id, request_id, ok=False, error=str(exc))
+            await self._finish(item_id, claim, request_id, ok=False, error=str(exc))
+        except Exception as exc:  # a bug: fail the item rather than retry it forever
+            log.exception("outbox item %s failed unexpectedly", item_id)
+            await self._finish(item_id, claim, request_id, ok=False, error=f"{type(exc).__name__}: {exc}")
         else:
-            await self._finish(item_id, request_id, ok=True, error=None)
+            await self._finish(item_id, claim, request_id, ok=True, error=None)
 
     async def _execute_request(self, payload: dict[str, Any], key: str) -> None:
         username = str(payload["username"])
+        expected = payload.get("expect_reason")
+        if expected and expected != LockReason.UNKNOWN.value:
+            status = await self._crm.lock_status(username)
+            if status.locked and status.reason is not None and status.reason.value != expected:
+                # The admin approved lifting one lock; a newer, different one needs its own decision.
+                raise CrmError(f"the account is now locked for another reason ({status.reason.value})")
         for number, step in enumerate(payload["steps"]):
             step_key = f"{key}:{number}:{step['action']}"
             if step["action"] == "add_trusted_ip":
@@ -129,24 +135,29 @@ class OutboxWorker:
                 .values(status=status.value, updated_at=self._clock.now())
             )
 
-    async def _retry_later(self, item_id: int, attempts: int, error: str) -> None:
+    async def _retry_later(self, item_id: int, claim: datetime, attempts: int, error: str) -> None:
         wait = min(timedelta(seconds=15) * 2 ** max(attempts - 1, 0), MAX_BACKOFF)
         log.warning("CRM unavailable for outbox item %s; retrying in %s: %s", item_id, wait, error)
         async with self._db.session() as session, session.begin():
             await session.execute(
                 update(OutboxItem)
-                .where(OutboxItem.id == item_id, OutboxItem.status == "claimed")
+                .where(OutboxItem.id == item_id, OutboxItem.status == "claimed", OutboxItem.claimed_at == claim)
                 .values(status="pending", available_at=self._clock.now() + wait, last_error=error)
             )
 
-    async def _finish(self, item_id: int, request_id: int | None, *, ok: bool, error: str | None) -> None:
+    async def _finish(
+        self, item_id: int, claim: datetime, request_id: int | None, *, ok: bool, error: str | None
+    ) -> None:
         now = self._clock.now()
         async with self._db.session() as session, session.begin():
-            await session.execute(
+            finished = await session.execute(
                 update(OutboxItem)
-                .where(OutboxItem.id == item_id)
+                .where(OutboxItem.id == item_id, OutboxItem.status == "claimed", OutboxItem.claimed_at == claim)
                 .values(status="done" if ok else "failed", done_at=now, last_error=error)
+                .execution_options(synchronize_session=False)
             )
+            if finished.rowcount != 1:  # type: ignore[attr-defined]
+                return  # our lease ran out and another worker owns the item now: it reports the outcome
             if request_id is None:
                 return
             request = await session.get(UnlockRequest, request_id)

@@ -49,7 +49,8 @@ def test_one_step_either_side_is_accepted_and_two_are_not() -> None:
 def test_codes_are_read_leniently_but_must_be_six_digits() -> None:
     assert normalise_code(" 123 456 ") == "123456"
     assert normalise_code("123-456") == "123456"
-    assert normalise_code("１２３４５６") is None  # full-width digits are not ASCII
+    assert normalise_code("１２３４５６") == "123456"  # full-width digits from a Chinese keyboard
+    assert normalise_code("١٢٣٤٥٦") is None  # other scripts' digits are not codes
     assert normalise_code("12345") is None
     assert normalise_code("abcdef") is None
 

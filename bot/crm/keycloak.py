@@ -1,0 +1,263 @@
+"""The ``keycloak`` backend: a CRM behind Keycloak single sign-on, whose brute-force detection is the lock.
+
+Signs in to the admin REST API as a service account (client credentials; the
+token is kept until shortly before it expires, by the injected clock). A user
+temporarily locked by brute-force detection is locked for ``failed_password``
+with the failure count, time and address as evidence; a user disabled by
+permanent lock-out is too; a user disabled by an administrator is locked for
+``unknown``. Unlocking clears the login failures and enables the user. Keycloak
+knows nothing of licences, incidents or lock counts, and the backend says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from bot.clock import Clock
+from bot.config import KeycloakSettings
+from bot.crm.base import (
+    Account,
+    Capability,
+    Evidence,
+    LicenceInfo,
+    LockReason,
+    LockStatus,
+    LoginAttempt,
+    PasswordReset,
+    Reachability,
+    SystemStatus,
+)
+from bot.crm.rest import DoneKeys, http_client, read_json, send
+from bot.crm.sql import mask_email
+from bot.errors import AccountNotFound, CrmError, CrmUnsupported
+
+SYSTEM = "Keycloak"
+# A token is renewed this long before Keycloak says it expires, so a call never carries a dying one.
+TOKEN_MARGIN = timedelta(seconds=30)
+PERMANENT_LOCKOUT = "permanentLockout"
+DISABLED_NOTE = "The Keycloak user is disabled; the bot cannot tell why."
+
+KEYCLOAK_CAN = frozenset(
+    {
+        Capability.LOCK_STATUS,
+        Capability.LOGIN_HISTORY,
+        Capability.UNLOCK,
+        Capability.RESET_PASSWORD,
+        Capability.PROBE,
+    }
+)
+
+
+class KeycloakCrm:
+    """Keycloak's admin REST API for one realm."""
+
+    name = "keycloak"
+
+    def __init__(self, settings: KeycloakSettings, clock: Clock, *, timeout: float) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._client = http_client(settings.base_url, timeout=timeout, ca_file=settings.ca_file)
+        self._admin = f"/admin/realms/{quote(settings.realm, safe='')}"
+        token_realm = quote(settings.client_realm or settings.realm, safe="")
+        self._token_url = f"/realms/{token_realm}/protocol/openid-connect/token"
+        self._token: tuple[str, datetime] | None = None
+        self._signing_in = asyncio.Lock()
+        self._unlocked = DoneKeys()
+        self._resets = DoneKeys()
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return KEYCLOAK_CAN
+
+    # --- talking to Keycloak -----------------------------------------------------------------------------------
+
+    async def _sign_in(self) -> tuple[str, datetime]:
+        secret = self._settings.client_secret.get_secret_value() if self._settings.client_secret else ""
+        response = await send(
+            self._client,
+            "POST",
+            self._token_url,
+            system=SYSTEM,
+            data={"grant_type": "client_credentials", "client_id": self._settings.client_id, "client_secret": secret},
+        )
+        body = read_json(response, system=SYSTEM)
+        if not response.is_success or not isinstance(body, Mapping) or not body.get("access_token"):
+            detail = body.get("error_description") or body.get("error") if isinstance(body, Mapping) else None
+            raise CrmError(f"{SYSTEM} refused the service account's credentials: {detail or response.status_code}")
+        lifetime = timedelta(seconds=float(body.get("expires_in") or 60))
+        # A short-lived token is still used for half its life rather than not at all.
+        margin = min(TOKEN_MARGIN, lifetime / 2)
+        return str(body["access_token"]), self._clock.now() + lifetime - margin
+
+    async def _session(self, stale: str | None = None) -> str:
+        """The access token: the cached one until it is about to expire or was refused as ``stale``."""
+        async with self._signing_in:
+            if self._token is None or self._token[0] == stale or self._clock.now() >= self._token[1]:
+                self._token = await self._sign_in()
+            return self._token[0]
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        token = await self._session()
+        response = await self._send(token, method, path, **kwargs)
+        if response.status_code == httpx.codes.UNAUTHORIZED:
+            # The token was revoked or the server restarted: one fresh token, then give up.
+            response = await self._send(await self._session(stale=token), method, path, **kwargs)
+            if response.status_code == httpx.codes.UNAUTHORIZED:
+                raise CrmError(f"{SYSTEM} refused a fresh token: {_error(response)}")
+        return response
+
+    async def _send(self, token: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        return await send(self._client, method, self._admin + path, system=SYSTEM, headers=headers, **kwargs)
+
+    def _check(self, response: httpx.Response, *, username: str | None = None) -> None:
+        if response.is_success:
+            return
+        if response.status_code == httpx.codes.NOT_FOUND and username is not None:
+            raise AccountNotFound(username)
+        if response.status_code == httpx.codes.FORBIDDEN:
+            raise CrmError(f"{SYSTEM} does not let the service account do this (it needs manage-users)")
+        raise CrmError(f"{SYSTEM} answered {response.status_code}: {_error(response)}")
+
+    async def _json(self, path: str, *, username: str | None = None, **kwargs: Any) -> Any:
+        response = await self._call("GET", path, **kwargs)
+        self._check(response, username=username)
+        return read_json(response, system=SYSTEM)
+
+    # --- users -------------------------------------------------------------------------------------------------
+
+    async def _search(self, field: str, value: str) -> Mapping[str, Any] | None:
+        found = await self._json("/users", params={field: value, "exact": "true"})
+        for user in found if isinstance(found, list) else []:
+            if isinstance(user, Mapping) and str(user.get(field) or "").lower() == value.lower():
+                return user
+        return None
+
+    async def _user(self, username: str) -> Mapping[str, Any]:
+        user = await self._search("username", username)
+        if user is None:
+            raise AccountNotFound(username)
+        return user
+
+    async def _brute_force(self, user: Mapping[str, Any], username: str) -> Mapping[str, Any]:
+        status = await self._json(f"/attack-detection/brute-force/users/{_id(user)}", username=username)
+        return status if isinstance(status, Mapping) else {}
+
+    # --- the CrmBackend protocol -------------------------------------------------------------------------------
+
+    async def find_account(self, query: str) -> Account | None:
+        order = ("email", "username") if "@" in query else ("username", "email")
+        for field in order:
+            user = await self._search(field, query)
+            if user is not None:
+                return _account(user)
+        return None
+
+    async def lock_status(self, username: str) -> LockStatus:
+        user = await self._user(username)
+        failures = await self._brute_force(user, username)
+        try:
+            return lock_from(username, user, failures)
+        except (TypeError, ValueError) as exc:
+            raise CrmError(f"{SYSTEM} answered a brute-force status we cannot read: {exc!r}") from exc
+
+    async def unlock(self, username: str, *, idempotency_key: str) -> None:
+        if idempotency_key in self._unlocked:
+            return
+        user = await self._user(username)
+        # Both steps are idempotent: clearing no failures and enabling an enabled user change nothing.
+        response = await self._call("DELETE", f"/attack-detection/brute-force/users/{_id(user)}")
+        self._check(response, username=username)
+        if not user.get("enabled", True):
+            response = await self._call("PUT", f"/users/{_id(user)}", json={"enabled": True})
+            self._check(response, username=username)
+        self._unlocked.add(idempotency_key)
+
+    async def reset_password(self, username: str, *, idempotency_key: str) -> PasswordReset:
+        done: PasswordReset | None = self._resets.get(idempotency_key)
+        if done is not None:
+            return done
+        user = await self._user(username)
+        email = str(user.get("email") or "")
+        if not email:
+            raise CrmError(f"{SYSTEM} has no e-mail address for {username} to send the reset link to")
+        # Keycloak e-mails a link that asks the person to choose a new password.
+        response = await self._call("PUT", f"/users/{_id(user)}/execute-actions-email", json=["UPDATE_PASSWORD"])
+        self._check(response, username=username)
+        reset = PasswordReset(sent_to=mask_email(email))
+        self._resets.add(idempotency_key, reset)
+        return reset
+
+    async def add_trusted_ip(self, username: str, ip: str, *, note: str) -> None:
+        raise CrmUnsupported(Capability.TRUSTED_IPS.value)
+
+    async def licence(self, username: str) -> LicenceInfo | None:
+        raise CrmUnsupported(Capability.LICENCES.value)
+
+    async def system_status(self) -> SystemStatus:
+        raise CrmUnsupported(Capability.SYSTEM_STATUS.value)
+
+    async def locks_since(self, since: datetime) -> int:
+        raise CrmUnsupported(Capability.LOCK_STATISTICS.value)
+
+    async def probe(self) -> Reachability:
+        started = time.perf_counter()
+        try:
+            await self._json("/users/count")
+        except CrmError as exc:
+            return Reachability(False, None, str(exc))
+        return Reachability(True, (time.perf_counter() - started) * 1000)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def lock_from(username: str, user: Mapping[str, Any], failures: Mapping[str, Any]) -> LockStatus:
+    """The lock from a user representation and its brute-force status."""
+    count = int(failures.get("numFailures") or 0)
+    last_ms = int(failures.get("lastFailure") or 0)
+    last_at = datetime.fromtimestamp(last_ms / 1000, UTC) if last_ms > 0 else None
+    last_ip = str(failures.get("lastIPFailure") or "")
+    attempts = (LoginAttempt(last_at, last_ip if last_ip != "n/a" else "", False),) if last_at else ()
+    counted = f"Keycloak counted {count} failed sign-in(s) in a row." if count else ""
+    enabled = bool(user.get("enabled", True))
+    reasons = (user.get("attributes") or {}).get("disabledReason") or []
+    if failures.get("disabled") or (not enabled and PERMANENT_LOCKOUT in reasons):
+        return LockStatus(
+            username, True, LockReason.FAILED_PASSWORD, last_at, Evidence(failed_attempts=attempts, detail=counted)
+        )
+    if not enabled:
+        detail = f"{DISABLED_NOTE} {counted}".strip()
+        return LockStatus(username, True, LockReason.UNKNOWN, None, Evidence(failed_attempts=attempts, detail=detail))
+    return LockStatus(username, False)
+
+
+def _id(user: Mapping[str, Any]) -> str:
+    return quote(str(user["id"]), safe="")
+
+
+def _account(user: Mapping[str, Any]) -> Account:
+    name = " ".join(str(part) for part in (user.get("firstName"), user.get("lastName")) if part)
+    return Account(
+        username=str(user["username"]),
+        email=str(user.get("email") or ""),
+        display_name=name or str(user["username"]),
+        active=bool(user.get("enabled", True)),
+    )
+
+
+def _error(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, Mapping):
+        return str(body.get("errorMessage") or body.get("error_description") or body.get("error") or body)[:200]
+    return str(body)[:200]

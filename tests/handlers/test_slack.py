@@ -1,0 +1,564 @@
+"""The Slack channel on the real slack-bolt ``AsyncApp``, against a fake Slack on 127.0.0.1.
+
+Slack's side is ``tests.fakes.slack_api``: signed HTTP requests (or Socket Mode envelopes) go to the
+app, and its ``AsyncWebClient`` calls the fake Web API, which records every call. The tests read like a
+chat: a person writes or clicks, and the test reads what the bot posted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiohttp import web
+from pydantic import SecretStr
+
+from bot import admin, demo
+from bot.app import App
+from bot.clock import ManualClock
+from bot.config import SlackSettings
+from bot.crm.base import LockReason
+from bot.errors import ConfigError
+from bot.handlers.slack import SlackChannel, verified_email
+from bot.requests.unlock_requests import file_request
+from bot.serve import configured_channels, serve
+from bot.storage.models import UnlockRequest
+from tests.fakes.slack_api import (
+    APP_TOKEN,
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    TEAM,
+    FakeSlack,
+    Json,
+    SlackSender,
+    click,
+    dm_of,
+    home_opened,
+    message_event,
+    slash_command,
+    view_closed,
+    view_submission,
+)
+
+ADMINS = "C0ADMINS"
+PEOPLE = {
+    "U0ALICE": "alice",
+    "U0BOB": "bob",
+    "U0FRANK": "frank",
+    "U0KIM": "kim",
+    "U0SAM": "sam",
+    "U0TINA": "tina",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def text_of(message: Json) -> str:
+    """What a person reads in a message: its sections' text."""
+    sections = [block["text"]["text"] for block in message.get("blocks", []) if block["type"] == "section"]
+    return "\n".join(sections) if sections else html.unescape(message.get("text", ""))
+
+
+def buttons_of(message: Json) -> list[Json]:
+    return [
+        element for block in message.get("blocks", []) if block["type"] == "actions" for element in block["elements"]
+    ]
+
+
+def labels_of(message: Json) -> list[str]:
+    return [button["text"]["text"] for button in buttons_of(message)]
+
+
+@dataclass
+class SlackChat:
+    """A workspace talking to the bot: people write, click and fill modals; the test reads the DMs."""
+
+    channel: SlackChannel
+    slack: FakeSlack
+    sender: SlackSender
+    app: App
+
+    async def say(self, user: str, text: str) -> list[Json]:
+        """Write to the bot in its DM; what it posted back."""
+        before = len(self.slack.posted(dm_of(user)))
+        sent = await self.sender.event(message_event(user, text))
+        assert sent.status == 200, sent.body
+        await self.channel.settled()
+        return self.slack.posted(dm_of(user))[before:]
+
+    def dm(self, user: str) -> list[Json]:
+        return self.slack.posted(dm_of(user))
+
+    def said(self, user: str) -> str:
+        return "\n".join(text_of(message) for message in self.dm(user))
+
+    async def press(self, user: str, label: str, *, channel: str | None = None) -> None:
+        """Click the newest button with this label in a channel (the person's DM unless told)."""
+        where = channel or dm_of(user)
+        for message in reversed(self.slack.posted(where)):
+            for button in buttons_of(message):
+                if button["text"]["text"].casefold() == label.casefold():
+                    await self.click(user, button, channel=where, message_ts=message["ts"])
+                    return
+        raise AssertionError(f"no button {label!r} in {where}")
+
+    async def click(
+        self, user: str, button: Json, *, channel: str, message_ts: str = "", ephemeral: bool = False
+    ) -> Json:
+        payload = click(user, button, channel=channel, message_ts=message_ts, ephemeral=ephemeral)
+        sent = await self.sender.interaction(payload)
+        assert sent.status == 200, sent.body
+        await self.channel.settled()
+        return payload
+
+    async def enter_code(self, user: str, code: str) -> Json:
+        """Open the code modal with the newest "Enter code" button, type the code, submit."""
+        await self.press(user, "Enter code")
+        view = self.last_modal()
+        assert view["callback_id"] == "unlockbot.code"
+        await self.submit(user, view, code)
+        return view
+
+    def last_modal(self) -> Json:
+        opened = self.slack.calls_to("views.open")
+        assert opened, "no modal was opened"
+        view: Json = opened[-1].args["view"]
+        return view
+
+    async def submit(self, user: str, view: Json, value: str) -> None:
+        sent = await self.sender.interaction(view_submission(user, view, value))
+        assert sent.status == 200, sent.body
+        assert sent.body == ""  # an empty acknowledgement closes the modal
+        await self.channel.settled()
+
+    async def deliver(self) -> None:
+        await self.channel.deliver()
+        await self.channel.settled()
+
+    def cards(self) -> list[Json]:
+        return self.slack.posted(ADMINS)
+
+    def told(self, user: str) -> str:
+        """What only this person saw in the admin channel (ephemeral messages)."""
+        return "\n".join(text_of(message) for message in self.slack.ephemeral(ADMINS, user))
+
+
+def slack_settings(app: App, slack: FakeSlack, **changes: Any) -> None:
+    values: dict[str, Any] = {
+        "bot_token": SecretStr(BOT_TOKEN),
+        "signing_secret": SecretStr(SIGNING_SECRET),
+        "api_base_url": slack.api_url,
+        "mode": "http",
+        "admin_channel": ADMINS,
+        **changes,
+    }
+    # An English-speaking workspace: cards are drawn in the default language.
+    bot = app.settings.bot.model_copy(update={"default_locale": "en"})
+    app.settings = app.settings.model_copy(update={"slack": SlackSettings.model_validate(values), "bot": bot})
+
+
+@pytest.fixture(autouse=True)
+def nothing_failed_in_the_background(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Turns run after the acknowledgement, where a failure is only logged: such a log fails the test."""
+    caplog.set_level(logging.WARNING)
+    yield
+    failures = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert failures == []
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    fake = FakeSlack()
+    await fake.start()
+    for user_id, name in PEOPLE.items():
+        fake.add_person(user_id, name)
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def chat(app: App, slack: FakeSlack) -> AsyncIterator[SlackChat]:
+    """The Slack channel's own route on an aiohttp server of its own, in HTTP mode."""
+    slack_settings(app, slack)
+    channel = SlackChannel(app, working_after=0.2)
+    server = web.Application()
+    channel.add_routes(server)
+    runner = web.AppRunner(server, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await channel.start()
+    yield SlackChat(channel, slack, SlackSender(f"http://127.0.0.1:{port}/slack/events"), app)
+    await channel.stop()
+    await runner.cleanup()
+
+
+async def code(app: App, user: str) -> str:
+    return await demo.current_code(app, user)
+
+
+async def request_of(app: App, username: str) -> UnlockRequest:
+    from sqlalchemy import select
+
+    async with app.database.session() as session:
+        request = await session.scalar(select(UnlockRequest).where(UnlockRequest.crm_username == username))
+    assert request is not None
+    return request
+
+
+async def file_for(app: App, username: str, clock: ManualClock) -> int:
+    async with app.database.session() as session, session.begin():
+        request = await file_request(
+            session,
+            now=clock.now(),
+            username=username,
+            reason=LockReason.UNKNOWN,
+            evidence={},
+            channel="slack",
+            requester=username,
+            admins=("sam", "tina"),
+        )
+    return request.id
+
+
+# ---- an employee in the direct messages -----------------------------------------------------------
+
+
+async def test_alice_is_linked_by_email_asks_why_and_unlocks_with_a_code_in_a_modal(chat: SlackChat) -> None:
+    app, slack = chat.app, chat.slack
+    said = await chat.say("U0ALICE", "hello")
+    assert [call.args["user"] for call in slack.calls_to("users.info")] == ["U0ALICE"]
+    assert await app.engine.is_linked("slack", TEAM, "U0ALICE")
+    assert "Hi alice" in text_of(said[0])
+    assert "Why am I locked?" in labels_of(said[-1])
+
+    await chat.press("U0ALICE", "Why am I locked?")
+    assert "wrong password" in text_of(chat.dm("U0ALICE")[-1]).lower()
+
+    said = await chat.say("U0ALICE", "unlock me")
+    assert "6-digit code" in text_of(said[-1])
+    assert labels_of(said[-1])[0] == "Enter code"
+
+    right = await code(app, "alice")
+    view = await chat.enter_code("U0ALICE", right)
+    assert slack.calls_to("views.open")[-1].args["trigger_id"]
+    assert json.loads(view["private_metadata"])["channel"] == dm_of("U0ALICE")
+    assert "Done: your CRM account is unlocked." in text_of(chat.dm("U0ALICE")[-1])
+    assert not (await app.crm.lock_status("alice")).locked
+    # The code went through the modal only: never posted, never in a message.
+    assert all(right not in json.dumps(call.args) for call in slack.calls if call.method != "views.open")
+    assert len(slack.calls_to("users.info")) == 1  # linked once, not looked up again
+
+
+async def test_a_wrong_code_keeps_the_modal_button_and_a_dm_stays_private(chat: SlackChat) -> None:
+    await chat.say("U0ALICE", "unlock me")
+    await chat.enter_code("U0ALICE", "000000")
+    last = chat.dm("U0ALICE")[-1]
+    assert "That code isn't right" in text_of(last)
+    assert "Enter code" in labels_of(last)
+
+
+async def test_the_enrolment_qr_code_is_uploaded_into_the_dm(chat: SlackChat) -> None:
+    await admin.reset_totp(chat.app, "alice", by="cli:sam")
+    await chat.say("U0ALICE", "unlock me")
+    await chat.press("U0ALICE", "Set up my authenticator app")
+    assert "Scan this QR code" in chat.said("U0ALICE")
+    [asked] = chat.slack.calls_to("files.getUploadURLExternal")
+    [completed] = chat.slack.calls_to("files.completeUploadExternal")
+    assert completed.args["channel_id"] == dm_of("U0ALICE")
+    [(file_id, png)] = chat.slack.uploads.items()
+    assert png.startswith(b"\x89PNG")
+    assert json.loads(completed.args["files"])[0]["id"] == file_id
+    assert asked.args["filename"].endswith(".png")
+    assert "Enter code" in labels_of(chat.dm("U0ALICE")[-1])
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        {"is_restricted": True},
+        {"is_ultra_restricted": True},
+        {"deleted": True},
+        {"is_bot": True},
+        {"confirmed": False},
+    ],
+    ids=["guest", "single-channel-guest", "deleted", "bot", "unconfirmed-email"],
+)
+async def test_slack_must_vouch_for_the_email_before_anyone_is_linked(chat: SlackChat, flags: dict[str, bool]) -> None:
+    chat.slack.add_person("U0CAROL", "carol", **flags)
+    await chat.say("U0CAROL", "why am I locked")
+    assert not await chat.app.engine.is_linked("slack", TEAM, "U0CAROL")
+    # The engine answers an unknown person itself: nothing about carol's account.
+    assert "I don't know which CRM account is yours" in chat.said("U0CAROL")
+    assert "licence" not in chat.said("U0CAROL").lower()
+
+
+def test_what_slack_vouches_for() -> None:
+    person = {"is_email_confirmed": True, "profile": {"email": "kim@example.com"}}
+    assert verified_email(person) == "kim@example.com"
+    assert verified_email({**person, "is_stranger": True}) is None
+    assert verified_email({**person, "profile": {}}) is None
+    assert verified_email({"profile": {"email": "kim@example.com"}}) is None
+
+
+async def test_the_slash_command_and_the_home_tab(chat: SlackChat) -> None:
+    sent = await chat.sender.command(slash_command("U0ALICE", "faq is my data safe"))
+    assert sent.status == 200
+    assert sent.body == ""
+    await chat.channel.settled()
+    assert "data" in chat.said("U0ALICE").lower()
+    assert chat.slack.calls_to("conversations.open")[0].args["users"] == "U0ALICE"
+
+    sent = await chat.sender.event(home_opened("U0ALICE"))
+    assert sent.status == 200
+    await chat.channel.settled()
+    [published] = chat.slack.calls_to("views.publish")
+    assert published.args["user_id"] == "U0ALICE"
+    home = published.args["view"]
+    assert home["type"] == "home"
+    assert "Why am I locked?" in labels_of(home)
+
+
+# ---- admins in the admin channel ----------------------------------------------------------------
+
+
+async def bob_asks_for_an_unlock(chat: SlackChat) -> int:
+    await chat.say("U0BOB", "unlock me")
+    await chat.enter_code("U0BOB", await code(chat.app, "bob"))
+    await chat.press("U0BOB", "Yes")
+    await chat.say("U0BOB", "Chengdu")
+    await chat.press("U0BOB", "Yes, trust this address")
+    request = await request_of(chat.app, "bob")
+    assert f"#{request.id}" in text_of(chat.dm("U0BOB")[-1])
+    return request.id
+
+
+def card_button(card: Json, label: str) -> Json:
+    for button in buttons_of(card):
+        if button["text"]["text"] == label:
+            return button
+    raise AssertionError(f"no {label} on the card")
+
+
+async def test_sam_approves_bobs_request_in_the_admin_channel_and_bob_is_told(chat: SlackChat) -> None:
+    request_id = await bob_asks_for_an_unlock(chat)
+    await chat.deliver()
+    [card] = chat.cards()
+    assert f"Unlock request #{request_id} from bob" in text_of(card)
+    assert labels_of(card) == ["Approve", "Deny"]
+
+    await chat.click("U0SAM", card_button(card, "Approve"), channel=ADMINS, message_ts=card["ts"])
+    assert f"Approved: request #{request_id} for bob" in chat.told("U0SAM")
+    [updated] = chat.slack.calls_to("chat.update")
+    assert updated.args["ts"] == card["ts"]
+    [card] = chat.cards()
+    assert "Approved by sam" in text_of(card)
+    assert labels_of(card) == []
+
+    await chat.app.housekeeper.tick()
+    await chat.deliver()
+    assert f"sam approved your request #{request_id}" in chat.said("U0BOB")
+    assert not (await chat.app.crm.lock_status("bob")).locked
+    await chat.deliver()
+    assert len(chat.slack.calls_to("chat.update")) == 2  # drawn once more as done, then left alone
+
+
+async def test_nobody_approves_their_own_request(chat: SlackChat, clock: ManualClock) -> None:
+    own = await file_for(chat.app, "sam", clock)
+    await chat.deliver()
+    [card] = chat.cards()
+    await chat.click("U0SAM", card_button(card, "Approve"), channel=ADMINS, message_ts=card["ts"])
+    assert "You can't decide your own request" in chat.told("U0SAM")
+    assert (await request_of(chat.app, "sam")).status == "pending"
+    assert chat.slack.calls_to("chat.update") == []
+    assert f"#{own}" in text_of(chat.cards()[0])
+
+
+async def test_a_non_admin_click_on_a_card_is_refused(chat: SlackChat, clock: ManualClock) -> None:
+    await file_for(chat.app, "bob", clock)
+    await chat.deliver()
+    [card] = chat.cards()
+    await chat.click("U0KIM", card_button(card, "Approve"), channel=ADMINS, message_ts=card["ts"])
+    assert "That's only for admins." in chat.told("U0KIM")
+    assert (await request_of(chat.app, "bob")).status == "pending"
+    assert chat.slack.calls_to("chat.update") == []
+
+
+async def test_deny_asks_the_reason_in_a_modal_and_bob_hears_it(chat: SlackChat, clock: ManualClock) -> None:
+    await chat.say("U0BOB", "hello")  # bob is on Slack, so he is told there
+    request_id = await file_for(chat.app, "bob", clock)
+    await chat.deliver()
+    [card] = chat.cards()
+    await chat.click("U0TINA", card_button(card, "Deny"), channel=ADMINS, message_ts=card["ts"])
+    view = chat.last_modal()
+    assert view["callback_id"] == "unlockbot.answer"
+    assert f"Why are you denying request #{request_id}?" in text_of(view)
+    assert "Why are you denying" not in chat.told("U0TINA")  # the question is in the modal, not the channel
+
+    await chat.submit("U0TINA", view, "Please call IT first")
+    assert f"Denied: request #{request_id} for bob" in chat.told("U0TINA")
+    assert "Denied by tina" in text_of(chat.cards()[0])
+    await chat.app.housekeeper.tick()
+    await chat.deliver()
+    assert "tina declined your request" in chat.said("U0BOB")
+    assert "Please call IT first" in chat.said("U0BOB")
+
+
+async def test_closing_the_reason_modal_cancels_the_denial(chat: SlackChat, clock: ManualClock) -> None:
+    await file_for(chat.app, "bob", clock)
+    await chat.deliver()
+    [card] = chat.cards()
+    await chat.click("U0TINA", card_button(card, "Deny"), channel=ADMINS, message_ts=card["ts"])
+    sent = await chat.sender.interaction(view_closed("U0TINA", chat.last_modal()))
+    assert sent.status == 200
+    await chat.channel.settled()
+    assert "Nothing was changed" in chat.told("U0TINA")
+    said = await chat.say("U0TINA", "pending")  # not taken as the reason
+    assert "Unlock request" in "\n".join(text_of(m) for m in said)
+    assert (await request_of(chat.app, "bob")).status == "pending"
+
+
+async def test_frank_needs_the_approvers_own_code_entered_in_a_modal(chat: SlackChat) -> None:
+    await chat.say("U0FRANK", "unlock me")
+    await chat.enter_code("U0FRANK", await code(chat.app, "frank"))
+    await chat.deliver()
+    [card] = chat.cards()
+    await chat.click("U0SAM", card_button(card, "Approve"), channel=ADMINS, message_ts=card["ts"])
+    asked = chat.slack.ephemeral(ADMINS, "U0SAM")[-1]
+    enter = next(b for b in buttons_of(asked) if b["text"]["text"] == "Enter code")
+    await chat.click("U0SAM", enter, channel=ADMINS, ephemeral=True)
+    view = chat.last_modal()
+    assert json.loads(view["private_metadata"]) == {"channel": ADMINS, "ephemeral": True, "message_ts": ""}
+    await chat.submit("U0SAM", view, await code(chat.app, "sam"))
+    assert "Approved: request" in chat.told("U0SAM")
+    assert "Approved by sam" in text_of(chat.cards()[0])
+
+
+# ---- delivery: signatures, retries, acknowledgement, rate limits ----------------------------------
+
+
+async def test_a_bad_signature_and_a_stale_timestamp_get_401(chat: SlackChat) -> None:
+    body = message_event("U0ALICE", "hello")
+    forged = await chat.sender.event(body, secret="not-the-signing-secret")
+    assert forged.status == 401
+    stale = await chat.sender.event(body, timestamp=int(time.time()) - 301)
+    assert stale.status == 401
+    await chat.channel.settled()
+    assert chat.slack.calls == []  # nothing was done for either
+    fresh = await chat.sender.event(body, timestamp=int(time.time()) - 200)
+    assert fresh.status == 200
+
+
+async def test_slack_can_check_the_request_url(chat: SlackChat) -> None:
+    sent = await chat.sender.event({"token": "unused", "challenge": "3eZbrw1aB10", "type": "url_verification"})
+    assert sent.status == 200
+    assert "3eZbrw1aB10" in sent.body
+
+
+async def test_a_retried_event_is_processed_once(chat: SlackChat) -> None:
+    body = message_event("U0ALICE", "hello")
+    first = await chat.sender.event(body)
+    again = await chat.sender.event(body, retry=1)
+    assert (first.status, again.status) == (200, 200)
+    await chat.channel.settled()
+    assert len(chat.dm("U0ALICE")) == 1
+    assert len(chat.slack.calls_to("users.info")) == 1
+
+
+async def test_the_ack_comes_at_once_while_the_crm_takes_its_time(
+    chat: SlackChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await chat.say("U0ALICE", "hello")
+    crm = chat.app.crm
+    real = crm.lock_status
+    asked, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_lock_status(username: str) -> Any:
+        asked.set()
+        await asyncio.wait_for(release.wait(), timeout=10)  # a CRM that takes up to 10 seconds
+        return await real(username)
+
+    monkeypatch.setattr(crm, "lock_status", slow_lock_status)
+    before = len(chat.dm("U0ALICE"))
+    sent = await chat.sender.event(message_event("U0ALICE", "why am I locked?"))
+    assert sent.status == 200
+    assert sent.seconds < 3  # Slack's limit; in practice a few milliseconds
+    await asyncio.wait_for(asked.wait(), timeout=3)
+    await chat.slack.wait_for(lambda: chat.slack.calls_to("reactions.add"))
+    [working] = chat.slack.calls_to("reactions.add")
+    assert working.args["name"] == "hourglass_flowing_sand"
+    assert working.args["channel"] == dm_of("U0ALICE")
+    assert len(chat.dm("U0ALICE")) == before  # no answer yet: the CRM is still thinking
+    release.set()
+    await chat.channel.settled()
+    assert "wrong password" in text_of(chat.dm("U0ALICE")[-1]).lower()
+    assert chat.slack.calls_to("reactions.remove")[0].args["timestamp"] == working.args["timestamp"]
+
+
+async def test_a_rate_limited_call_is_retried_after_retry_after(chat: SlackChat) -> None:
+    chat.slack.rate_limit("chat.postMessage", times=1, retry_after=1)
+    said = await chat.say("U0ALICE", "hello")
+    assert "Hi alice" in text_of(said[0])
+    first, second = chat.slack.calls_to("chat.postMessage")[:2]
+    assert second.args == first.args
+    assert second.at - first.at >= 1.0
+
+
+# ---- serve(), Socket Mode and settings ----------------------------------------------------------
+
+
+async def test_serve_runs_slack_in_socket_mode_over_the_fake_websocket(app: App, slack: FakeSlack) -> None:
+    port = free_port()
+    slack_settings(app, slack, mode="socket", app_token=SecretStr(APP_TOKEN), signing_secret=None)
+    app.settings = app.settings.model_copy(update={"http": app.settings.http.model_copy(update={"port": port})})
+    stop = asyncio.Event()
+    running = asyncio.create_task(serve(app, stop=stop, delivery_interval=0.05))
+    try:
+        body = message_event("U0ALICE", "hello")
+        ack, seconds = await slack.send_envelope("events_api", body)
+        assert ack["envelope_id"].startswith("envelope-")
+        assert seconds < 3
+        await slack.send_envelope("events_api", body, retry_attempt=1)
+        await slack.wait_for(lambda: slack.posted(dm_of("U0ALICE")))
+        [opened] = slack.calls_to("apps.connections.open")
+        assert opened.token == APP_TOKEN
+
+        ack, _ = await slack.send_envelope("slash_commands", slash_command("U0BOB", ""))
+        await slack.wait_for(lambda: slack.posted(dm_of("U0BOB")))
+        assert "Hi bob" in text_of(slack.posted(dm_of("U0BOB"))[0])
+        # Nothing listens for Slack over HTTP in Socket Mode.
+        sender = SlackSender(f"http://127.0.0.1:{port}/slack/events")
+        assert (await sender.event(body)).status == 404
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, timeout=10)
+    assert len(slack.posted(dm_of("U0ALICE"))) == 1
+
+
+def test_slack_settings_name_what_each_mode_needs(app: App) -> None:
+    from bot.config import load_settings
+
+    with pytest.raises(ConfigError, match=r"slack: mode = 'http' needs slack.signing_secret"):
+        load_settings(environ={"UNLOCKBOT_SLACK__BOT_TOKEN": "xoxb-1", "UNLOCKBOT_SLACK__MODE": "http"})
+    with pytest.raises(ConfigError, match=r"slack: mode = 'socket' needs slack.app_token"):
+        load_settings(environ={"UNLOCKBOT_SLACK__BOT_TOKEN": "xoxb-1"})
+    with pytest.raises(ConfigError, match=r"slack.admin_channel"):
+        load_settings(environ={"UNLOCKBOT_SLACK__ADMIN_CHANNEL": "#admins"})
+    settings = load_settings(
+        environ={"UNLOCKBOT_SLACK__BOT_TOKEN": "xoxb-hidden-1", "UNLOCKBOT_SLACK__APP_TOKEN": "xapp-hidden-2"}
+    )
+    assert "hidden" not in repr(settings.slack)
+    assert settings.slack.api_base_url == "https://slack.com/api/"
+    assert configured_channels(app) == []
