@@ -1,4 +1,4 @@
-"""Admin actions on identities, shared by the command line and (later) admin chat commands.
+"""Admin actions on identities from the command line (the chat commands are in ``bot.flows.admin``).
 
 Each takes the opened ``App`` and who is acting, changes one thing in one
 transaction, and leaves an audit event.
@@ -14,10 +14,9 @@ from sqlalchemy import select
 
 from bot.app import App
 from bot.errors import AccountNotFound
-from bot.identity import link_codes
+from bot.identity import enrolment, link_codes
 from bot.identity.linking import unlink
 from bot.requests import audit
-from bot.requests.notifications import notify
 from bot.storage.models import TotpEnrolment
 
 
@@ -53,10 +52,7 @@ async def unlink_user(app: App, username: str, *, by: str, channel: str | None =
 async def reset_totp(app: App, username: str, *, by: str) -> bool:
     """Forget the user's authenticator at once and tell them to enrol again."""
     async with app.database.session() as session, session.begin():
-        removed = await app.totp.remove(session, username, actor=by)
-        if removed:
-            await notify(session, now=app.clock.now(), usernames=[username], template="identity/totp_reset", context={})
-        return removed
+        return await enrolment.reset(app.totp, session, now=app.clock.now(), username=username, actor=by)
 
 
 async def rotate_keys(app: App, *, by: str) -> int:

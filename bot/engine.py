@@ -3,7 +3,10 @@
 Conversation state is kept per (channel, team, user) in the database, so a
 restart resumes the same step. Each turn runs in one transaction: a flow that
 fails changes nothing, and the person gets a clear reply in their language
-while the operator gets a log line. Channels call ``handle`` and nothing else.
+while the operator gets a log line. Channels call ``handle`` for what people
+say, ``take_notifications``/``delivery_failed`` to push what waits for them,
+and ``is_linked``/``link_verified_email`` where the platform vouches for an
+e-mail address.
 """
 
 from __future__ import annotations

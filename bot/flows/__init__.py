@@ -11,7 +11,7 @@ from bot.flows.base import Flow, Handler, Outcome, Services, Turn
 from bot.flows.diagnose import DETAILS, DIAGNOSE
 from bot.flows.faq import ASK, FAQ
 from bot.flows.identity import ENROL, LINK
-from bot.flows.menu import CANCEL, LANGUAGE, MENU, SET_LANGUAGE
+from bot.flows.menu import CANCEL_FLOW, LANGUAGE, MENU_FLOW, SET_LANGUAGE
 from bot.flows.network import NETWORK
 from bot.flows.questions import DATA_SAFETY, MAINTENANCE, NORMAL_OR_ABNORMAL, RECEIVE_INFO
 from bot.flows.unlock import RESET_PASSWORD, UNLOCK, WITHDRAW
@@ -22,8 +22,8 @@ from bot.flows.unlock import RESET_PASSWORD, UNLOCK, WITHDRAW
 # before the colon picks the flow. Actions whose name is not here ("net:yes")
 # belong to the step the conversation waits in.
 ACTIONS: Mapping[str, Flow] = {
-    "menu": MENU,
-    "cancel": CANCEL,
+    "menu": MENU_FLOW,
+    "cancel": CANCEL_FLOW,
     "lang": LANGUAGE,
     "setlang": SET_LANGUAGE,
     "why": DIAGNOSE,

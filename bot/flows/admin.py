@@ -16,19 +16,17 @@ from sqlalchemy import func, select
 
 from bot.crm.base import LockReason
 from bot.flows.base import Flow, Outcome, Turn
-from bot.flows.menu import MENU_BUTTONS
-from bot.flows.verification import CANCEL, ask_code, check_code, not_enrolled
-from bot.identity import link_codes
+from bot.flows.menu import CANCEL, MENU, MENU_BUTTONS
+from bot.flows.verification import ask_code, check_code, not_enrolled
+from bot.identity import enrolment, link_codes
 from bot.identity.linking import unlink
 from bot.messages import Button, Reply
 from bot.requests import audit
 from bot.requests.approvals import Decision, Verdict, decide
-from bot.requests.notifications import notify
 from bot.requests.outbox import enqueue
 from bot.requests.unlock_requests import Status, pending_requests
 from bot.storage.models import AuditEvent, UnlockRequest
 
-MENU = Button("menu", "menu")
 PENDING = Button("pending", "pending")
 COMMAND = re.compile(
     r"^(?P<verb>pending|approve|deny|audit|unlock|invite|unlink|reset-totp|stats)(?:\s+(?P<rest>.*))?$", re.IGNORECASE
@@ -230,9 +228,7 @@ async def unlink_user(turn: Turn, username: str) -> Outcome:
 
 
 async def reset_totp(turn: Turn, username: str) -> Outcome:
-    removed = await turn.services.totp.remove(turn.session, username, actor=turn.actor)
-    if removed:
-        await notify(turn.session, now=turn.now, usernames=[username], template="identity/totp_reset", context={})
+    removed = await enrolment.reset(turn.services.totp, turn.session, now=turn.now, username=username, actor=turn.actor)
     return Outcome([Reply("admin/totp_reset", {"username": username, "removed": removed}, (MENU,))])
 
 

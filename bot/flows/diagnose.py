@@ -5,12 +5,10 @@ from __future__ import annotations
 from bot.crm.base import Capability, LockStatus
 from bot.flows.base import Flow, Outcome, Turn
 from bot.flows.facts import plain, public_facts
-from bot.flows.menu import MENU_BUTTONS
+from bot.flows.menu import MENU, MENU_BUTTONS
 from bot.flows.verification import ask_code, check_code, not_enrolled
 from bot.messages import Button, Reply
 from bot.requests.policy import Path
-
-MENU = Button("menu", "menu")
 
 
 def next_buttons(turn: Turn, status: LockStatus, *, evidence_shown: bool) -> tuple[Button, ...]:

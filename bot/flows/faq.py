@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from bot.crm.base import LockReason
 from bot.flows.base import Flow, Outcome, Turn
-from bot.flows.menu import menu_buttons
+from bot.flows.menu import MENU, menu_buttons
 from bot.messages import Button, Reply
 from bot.requests.unlock_requests import file_request
 
-MENU = Button("menu", "menu")
 MAX_QUESTION = 500
 # A topic's action, as the action of the flow that answers it from live facts.
 TOPIC_FLOWS = {

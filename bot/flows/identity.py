@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.flows.base import Flow, Outcome, Turn
-from bot.flows.menu import MENU_BUTTONS
-from bot.flows.verification import CANCEL, check_code
+from bot.flows.menu import CANCEL, MENU_BUTTONS
+from bot.flows.verification import check_code
 from bot.identity import enrolment, link_codes
 from bot.messages import Reply
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from bot.flows.base import Flow, Outcome, Turn
 from bot.messages import LOCALES, Button, Reply
 
+MENU = Button("menu", "menu")
+CANCEL = Button("cancel", "cancel")
 MENU_BUTTONS = (
     Button("why", "why"),
     Button("unlock", "unlock"),
@@ -45,7 +47,7 @@ async def choose_language(turn: Turn) -> Outcome:
     return Outcome([Reply("menu/language_set", buttons=menu_buttons(turn))], locale=turn.argument)
 
 
-MENU = Flow("menu", start=show_menu)
-CANCEL = Flow("cancel", start=cancel)
+MENU_FLOW = Flow("menu", start=show_menu)
+CANCEL_FLOW = Flow("cancel", start=cancel)
 LANGUAGE = Flow("language", start=ask_language)
 SET_LANGUAGE = Flow("set_language", start=choose_language)

@@ -12,12 +12,11 @@ from datetime import timedelta
 from bot.crm.base import Capability, LockReason
 from bot.flows.base import Flow, Outcome, Turn
 from bot.flows.facts import plain
-from bot.flows.menu import MENU_BUTTONS
+from bot.flows.menu import MENU, MENU_BUTTONS
 from bot.messages import Button, Reply
 from bot.requests.policy import Path
 
 RECENT = timedelta(hours=1)
-MENU = Button("menu", "menu")
 
 
 def question(name: str, *buttons: Button) -> Reply:

@@ -13,11 +13,10 @@ from datetime import timedelta
 from bot.crm.base import Capability, SystemStatus
 from bot.flows.base import Flow, Outcome, Turn
 from bot.flows.facts import plain
-from bot.flows.menu import MENU_BUTTONS
+from bot.flows.menu import MENU, MENU_BUTTONS
 from bot.messages import Button, Reply
 
 RECENT = timedelta(hours=1)
-MENU = Button("menu", "menu")
 
 
 async def data_safety(turn: Turn) -> Outcome:

@@ -13,15 +13,14 @@ from typing import Any
 from bot.crm.base import Capability, LockReason, LockStatus
 from bot.flows.base import Flow, Outcome, Turn
 from bot.flows.facts import json_evidence
-from bot.flows.menu import MENU_BUTTONS
-from bot.flows.verification import CANCEL, ask_code, check_code, not_enrolled
+from bot.flows.menu import CANCEL, MENU, MENU_BUTTONS
+from bot.flows.verification import ask_code, check_code, not_enrolled
 from bot.messages import Button, Reply
 from bot.requests import audit
 from bot.requests.approvals import cancel
 from bot.requests.policy import Path, self_service_refusal
 from bot.requests.unlock_requests import file_request, open_request
 
-MENU = Button("menu", "menu")
 MAX_ANSWER = 200
 
 

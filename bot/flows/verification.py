@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from bot.flows.base import Outcome, Turn
-from bot.flows.menu import MENU_BUTTONS
+from bot.flows.menu import CANCEL, MENU, MENU_BUTTONS
 from bot.identity.totp import Outcome as Verdict
 from bot.messages import Button, Reply
 from bot.requests.notifications import notify
 
-CANCEL = Button("cancel", "cancel")
 ENROL = Button("enrol", "enrol")
-MENU = Button("menu", "menu")
 
 
 def ask_code(purpose: str) -> Reply:

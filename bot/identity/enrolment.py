@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from datetime import datetime
 
 import pyotp
 import segno
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.identity.totp import DIGITS, PERIOD, TotpVerifier
 from bot.messages import Image
+from bot.requests.notifications import notify
 
 SECRET_LENGTH = 32  # base32 characters: 160 bits
 
@@ -49,3 +51,11 @@ async def begin(
     secret = pyotp.random_base32(SECRET_LENGTH)
     await verifier.enrol(session, username, secret, active=False, actor=actor)
     return provisioning(secret, account=account, issuer=issuer)
+
+
+async def reset(verifier: TotpVerifier, session: AsyncSession, *, now: datetime, username: str, actor: str) -> bool:
+    """An admin's reset: the old secret stops working at once and the person is told to enrol again."""
+    removed = await verifier.remove(session, username, actor=actor)
+    if removed:
+        await notify(session, now=now, usernames=[username], template="identity/totp_reset", context={})
+    return removed

@@ -1,7 +1,8 @@
 """Things to tell a person later: a decision on their request, a reset of their enrolment.
 
-A notification waits in the database until the person's next turn on any
-channel, where the engine says it before anything else.
+A notification waits in the database until it is delivered: a channel that
+can push (Telegram, Slack) sends it within seconds; otherwise the engine says
+it before anything else at the person's next turn on any channel.
 """
 
 from __future__ import annotations

@@ -67,9 +67,22 @@ async def remind_admins(
             )
         )
     )
+    reminded = []
     for request in waiting:
-        request.reminders_sent += 1
-        request.last_reminded_at = now
+        # Claim this reminder round with a conditional UPDATE, so two processes never both send it.
+        claimed = await session.execute(
+            update(UnlockRequest)
+            .where(
+                UnlockRequest.id == request.id,
+                (UnlockRequest.last_reminded_at.is_(None)) | (UnlockRequest.last_reminded_at <= again),
+            )
+            .values(reminders_sent=UnlockRequest.reminders_sent + 1, last_reminded_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        await session.refresh(request)
+        reminded.append(request.id)
         minutes = int((now - request.created_at).total_seconds() // 60)
         context = {"id": request.id, "username": request.crm_username, "reason": request.reason, "minutes": minutes}
         recipients = [a for a in admins if a != request.crm_username]
@@ -86,4 +99,4 @@ async def remind_admins(
             )
         await notify(session, now=now, usernames=recipients, template="admin/reminder", context=context)
     await session.flush()
-    return [r.id for r in waiting]
+    return reminded
