@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -169,8 +170,13 @@ class SlackChannel:
             for delivery in await self._app.engine.take_notifications(CHANNEL):
                 try:
                     await self._post(delivery.user_id, ReplyTarget(), delivery.replies)
+                except (aiohttp.ClientError, TimeoutError):  # Slack unreachable: the next round sends them again
+                    log.warning("notifications for %s wait for the next round", delivery.user_id)
+                    await self._app.engine.delivery_failed(delivery)
                 except SlackApiError as exc:  # the others still get theirs
                     log.error("could not tell %s: %s", delivery.user_id, exc.response.get("error"))
+                    if exc.response.get("error") == "ratelimited":
+                        await self._app.engine.delivery_failed(delivery)
             await self._deliver_cards()
 
     async def stop(self) -> None:

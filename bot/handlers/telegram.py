@@ -51,7 +51,7 @@ from telegram import (
     User,
 )
 from telegram.constants import ChatType, ParseMode
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -554,7 +554,10 @@ class TelegramChannel:
             try:
                 async with lock:
                     await self._send(person, delivery.replies, Place(person, public=False), locale=self._default_locale)
-            except TelegramError:
+            except (NetworkError, RetryAfter):  # Telegram unreachable or busy: the next round sends them again
+                log.warning("telegram: notifications for %s wait for the next round", person)
+                await self._engine.delivery_failed(delivery)
+            except TelegramError:  # blocked by the person, or refused: sending again would not help
                 log.exception("telegram: could not deliver notifications to %s", person)
         if self._settings.admin_chat_id is not None:
             await self._post_cards()
