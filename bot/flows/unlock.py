@@ -83,7 +83,7 @@ async def on_travelling(turn: Turn) -> Outcome:
 
 async def on_where(turn: Turn) -> Outcome:
     data = {**turn.data, "where": turn.text[:MAX_ANSWER]}
-    if not data.get("ip"):
+    if not data.get("ip") or Capability.TRUSTED_IPS not in turn.services.crm.capabilities:
         return await file(turn, {"travelling": True, "where": data["where"]})
     buttons = (Button("ans:yes", "trust_this_ip"), Button("ans:no", "do_not_trust"), CANCEL)
     return Outcome([Reply("unlock/ask_trust", data, buttons)], step="trust", data=data)
