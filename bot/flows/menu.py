@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.flows.base import Flow, Outcome, Turn
 from bot.messages import LOCALES, Button, Reply
+from bot.requests.unlock_requests import open_request
 
 MENU = Button("menu", "menu")
 CANCEL = Button("cancel", "cancel")
@@ -24,12 +25,18 @@ def menu_buttons(turn: Turn) -> tuple[Button, ...]:
     return ADMIN_BUTTONS if turn.is_admin else MENU_BUTTONS
 
 
-def menu_reply(turn: Turn, template: str = "menu/greeting") -> Reply:
-    return Reply(template, {"username": turn.username, "admin": turn.is_admin}, buttons=menu_buttons(turn))
+def menu_reply(turn: Turn, template: str = "menu/greeting", waiting: dict[str, object] | None = None) -> Reply:
+    context = {"username": turn.username, "admin": turn.is_admin, "waiting": waiting}
+    return Reply(template, context, buttons=menu_buttons(turn))
 
 
 async def show_menu(turn: Turn) -> Outcome:
-    return Outcome([menu_reply(turn)])
+    waiting = None
+    if turn.username is not None:
+        request = await open_request(turn.session, turn.username)
+        if request is not None:
+            waiting = {"id": request.id, "status": request.status}
+    return Outcome([menu_reply(turn, waiting=waiting)])
 
 
 async def cancel(turn: Turn) -> Outcome:

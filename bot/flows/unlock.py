@@ -18,6 +18,7 @@ from bot.flows.verification import ask_code, check_code, not_enrolled
 from bot.messages import Button, Reply
 from bot.requests import audit
 from bot.requests.approvals import cancel
+from bot.requests.notifications import notify_once_a_day
 from bot.requests.policy import Path, self_service_refusal
 from bot.requests.unlock_requests import file_request, open_request
 
@@ -35,7 +36,8 @@ async def start(turn: Turn) -> Outcome:
         return Outcome([Reply("unlock/already_requested", {"id": pending.id, "status": pending.status}, buttons)])
     rule = turn.services.policy.rule(status.reason)
     if rule.path is Path.NONE:
-        return Outcome([Reply("unlock/not_possible", {"reason": status.reason.value}, (MENU,))])
+        notified = await tell_admins_about(turn, status)
+        return Outcome([Reply("unlock/not_possible", {"reason": status.reason.value, "notified": notified}, (MENU,))])
     if rule.path is Path.SELF_SERVICE:
         if Capability.UNLOCK not in turn.services.crm.capabilities:
             return Outcome([Reply("errors/crm_unsupported", buttons=(MENU,))])
@@ -48,6 +50,26 @@ async def start(turn: Turn) -> Outcome:
     if not await turn.services.totp.is_enrolled(turn.session, username):
         return not_enrolled()
     return Outcome([ask_code("unlock")], step="code")
+
+
+# Locks nobody lifts one by one, but that someone must act on: the licence, the trial, a fault.
+ADMIN_NOTICES = frozenset({LockReason.LICENSE_EXPIRED, LockReason.TRIAL_LIMIT, LockReason.SYSTEM_FAULT})
+
+
+async def tell_admins_about(turn: Turn, status: LockStatus) -> bool:
+    """Whether the admins know (now, or from earlier today) about this person's lock."""
+    if status.reason not in ADMIN_NOTICES or not turn.services.admins:
+        return False
+    await notify_once_a_day(
+        turn.session,
+        now=turn.now,
+        usernames=turn.services.admins,
+        template="admin/lock_notice",
+        context={"username": status.username, "reason": status.reason.value},
+        about=status.username,
+        actor=turn.actor,
+    )
+    return True
 
 
 async def on_code(turn: Turn) -> Outcome:

@@ -8,14 +8,15 @@ it before anything else at the person's next turn on any channel.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import Reply
-from bot.storage.models import Notification
+from bot.requests import audit
+from bot.storage.models import AuditEvent, Notification
 
 
 async def notify(
@@ -53,3 +54,32 @@ async def take_pending(session: AsyncSession, *, now: datetime, username: str) -
 async def requeue(session: AsyncSession, ids: Iterable[int]) -> None:
     """Mark notifications undelivered again (sending them failed), so they go out on the next round."""
     await session.execute(update(Notification).where(Notification.id.in_(list(ids))).values(delivered_at=None))
+
+
+async def notify_once_a_day(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    usernames: Iterable[str],
+    template: str,
+    context: dict[str, Any],
+    about: str,
+    actor: str,
+) -> bool:
+    """Tell ``usernames`` about ``about`` (a person), at most once a day per template; audited.
+
+    For notices that many turns may trigger (a licence that lapsed, a fault), so admins hear it once,
+    not on every question the person asks.
+    """
+    key = f"notice.{template}"
+    recent = await session.scalar(
+        select(AuditEvent.id)
+        .where(AuditEvent.action == key, AuditEvent.subject == about, AuditEvent.at > now - timedelta(days=1))
+        .limit(1)
+    )
+    if recent is not None:
+        return False
+    recipients = [u for u in usernames if u != about]
+    await notify(session, now=now, usernames=recipients, template=template, context=context)
+    await audit.record(session, at=now, actor=actor, action=key, subject=about, details={"to": recipients})
+    return True

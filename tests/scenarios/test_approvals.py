@@ -270,3 +270,26 @@ async def relock(app: App, user: str, clock: ManualClock) -> None:
         row = await session.scalar(select(CrmUser).where(CrmUser.username == user))
         assert row is not None
         row.locked, row.lock_reason, row.locked_at = True, LockReason.FAILED_PASSWORD.value, clock.now()
+
+
+async def test_admins_hear_once_a_day_about_a_licence_lock(app: App, clock: ManualClock) -> None:
+    carol = Chat(app.engine, "carol", locale="en")
+    said = await carol.say("unlock me")
+    assert "I can't unlock this one myself" in said.text
+    assert "I've told the admins" in said.text
+    await carol.say("unlock me")
+    sam = Chat(app.engine, "sam", locale="en")
+    said = await sam.start()
+    assert said.text.count("For admins: carol is locked out") == 1
+    assert "The CRM licence needs renewing" in said.text
+    clock.advance(timedelta(days=1, minutes=1))
+    await carol.say("unlock me")
+    said = await sam.say("hi")
+    assert said.text.count("For admins: carol is locked out") == 1
+
+
+async def test_the_menu_shows_a_request_still_waiting(app: App) -> None:
+    request_id = await bob_files_a_request(app)
+    bob = Chat(app.engine, "bob", locale="zh-CN")
+    said = await bob.start()
+    assert f"你的申请 #{request_id}正在等待管理员处理" in said.text
