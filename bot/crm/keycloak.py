@@ -11,10 +11,9 @@ knows nothing of licences, incidents or lock counts, and the backend says so.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -34,13 +33,12 @@ from bot.crm.base import (
     Reachability,
     SystemStatus,
 )
-from bot.crm.rest import DoneKeys, http_client, read_json, send
+from bot.crm.http import ClientCredentials, DoneKeys, http_client, read_json
 from bot.crm.sql import mask_email
 from bot.errors import AccountNotFound, CrmError, CrmUnsupported
 
 SYSTEM = "Keycloak"
 # A token is renewed this long before Keycloak says it expires, so a call never carries a dying one.
-TOKEN_MARGIN = timedelta(seconds=30)
 PERMANENT_LOCKOUT = "permanentLockout"
 DISABLED_NOTE = "The Keycloak user is disabled; the bot cannot tell why."
 
@@ -66,9 +64,14 @@ class KeycloakCrm:
         self._client = http_client(settings.base_url, timeout=timeout, ca_file=settings.ca_file)
         self._admin = f"/admin/realms/{quote(settings.realm, safe='')}"
         token_realm = quote(settings.client_realm or settings.realm, safe="")
-        self._token_url = f"/realms/{token_realm}/protocol/openid-connect/token"
-        self._token: tuple[str, datetime] | None = None
-        self._signing_in = asyncio.Lock()
+        self._auth = ClientCredentials(
+            self._client,
+            f"/realms/{token_realm}/protocol/openid-connect/token",
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            system=SYSTEM,
+            clock=clock,
+        )
         self._unlocked = DoneKeys()
         self._resets = DoneKeys()
 
@@ -78,44 +81,8 @@ class KeycloakCrm:
 
     # --- talking to Keycloak -----------------------------------------------------------------------------------
 
-    async def _sign_in(self) -> tuple[str, datetime]:
-        secret = self._settings.client_secret.get_secret_value() if self._settings.client_secret else ""
-        response = await send(
-            self._client,
-            "POST",
-            self._token_url,
-            system=SYSTEM,
-            data={"grant_type": "client_credentials", "client_id": self._settings.client_id, "client_secret": secret},
-        )
-        body = read_json(response, system=SYSTEM)
-        if not response.is_success or not isinstance(body, Mapping) or not body.get("access_token"):
-            detail = body.get("error_description") or body.get("error") if isinstance(body, Mapping) else None
-            raise CrmError(f"{SYSTEM} refused the service account's credentials: {detail or response.status_code}")
-        lifetime = timedelta(seconds=float(body.get("expires_in") or 60))
-        # A short-lived token is still used for half its life rather than not at all.
-        margin = min(TOKEN_MARGIN, lifetime / 2)
-        return str(body["access_token"]), self._clock.now() + lifetime - margin
-
-    async def _session(self, stale: str | None = None) -> str:
-        """The access token: the cached one until it is about to expire or was refused as ``stale``."""
-        async with self._signing_in:
-            if self._token is None or self._token[0] == stale or self._clock.now() >= self._token[1]:
-                self._token = await self._sign_in()
-            return self._token[0]
-
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        token = await self._session()
-        response = await self._send(token, method, path, **kwargs)
-        if response.status_code == httpx.codes.UNAUTHORIZED:
-            # The token was revoked or the server restarted: one fresh token, then give up.
-            response = await self._send(await self._session(stale=token), method, path, **kwargs)
-            if response.status_code == httpx.codes.UNAUTHORIZED:
-                raise CrmError(f"{SYSTEM} refused a fresh token: {_error(response)}")
-        return response
-
-    async def _send(self, token: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        return await send(self._client, method, self._admin + path, system=SYSTEM, headers=headers, **kwargs)
+        return await self._auth.call(method, self._admin + path, **kwargs)
 
     def _check(self, response: httpx.Response, *, username: str | None = None) -> None:
         if response.is_success:

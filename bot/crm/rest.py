@@ -1,21 +1,14 @@
 """The ``rest`` backend: an in-house CRM behind a JSON admin API, its paths and field names mapped in config.
 
-``docs/crm-rest-openapi.yaml`` describes what the CRM must answer. This module
-also holds what every HTTP backend shares: ``http_client`` builds the
-``httpx.AsyncClient``, ``send`` turns a refused connection, a time-out, a 5xx or
-a 429 into ``CrmUnavailable`` (so the vendor modules read only answers that
-mean something), and ``DoneKeys`` remembers which idempotency keys were
-carried out.
+``docs/crm-rest-openapi.yaml`` describes what the CRM must answer; what every
+HTTP backend shares is in ``bot.crm.http``.
 """
 
 from __future__ import annotations
 
-import ssl
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -37,77 +30,8 @@ from bot.crm.base import (
     Reachability,
     SystemStatus,
 )
-from bot.errors import AccountNotFound, CrmError, CrmUnavailable, CrmUnsupported
-
-# --- what every HTTP backend shares ------------------------------------------------------------------------------
-
-
-def http_client(
-    base_url: str, *, timeout: float, ca_file: Path | None, headers: Mapping[str, str] | None = None
-) -> httpx.AsyncClient:
-    """A client for one CRM: every request bounded by ``timeout``, TLS checked against ``ca_file`` when given."""
-    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
-    return httpx.AsyncClient(
-        base_url=base_url, timeout=httpx.Timeout(timeout), verify=verify, headers=dict(headers or {})
-    )
-
-
-async def send(client: httpx.AsyncClient, method: str, url: str, *, system: str, **kwargs: Any) -> httpx.Response:
-    """One request; ``CrmUnavailable`` when the CRM cannot answer now, the response for anything it did answer."""
-    try:
-        response = await client.request(method, url, **kwargs)
-    except httpx.TimeoutException as exc:
-        raise CrmUnavailable(f"{system} did not answer in time") from exc
-    except httpx.TransportError as exc:
-        raise CrmUnavailable(f"{system} could not be reached: {exc or type(exc).__name__}") from exc
-    if response.status_code >= 500 or response.status_code == httpx.codes.TOO_MANY_REQUESTS:
-        raise CrmUnavailable(f"{system} answered {response.status_code} {response.reason_phrase}")
-    return response
-
-
-def read_json(response: httpx.Response, *, system: str) -> Any:
-    try:
-        return response.json()
-    except ValueError as exc:
-        raise CrmError(f"{system} answered {response.status_code} with something that is not JSON") from exc
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An ISO 8601 time as aware UTC; a time without a zone is taken as UTC."""
-    if value in (None, ""):
-        return None
-    when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
-def required_time(value: Any, name: str) -> datetime:
-    when = parse_time(value)
-    if when is None:
-        raise ValueError(f"{name} is missing")
-    return when
-
-
-class DoneKeys:
-    """Idempotency keys whose action was carried out by this process, with what it returned; the oldest go first."""
-
-    def __init__(self, size: int = 10_000) -> None:
-        self._size = size
-        self._done: OrderedDict[str, Any] = OrderedDict()
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._done
-
-    def get(self, key: str) -> Any:
-        return self._done.get(key)
-
-    def add(self, key: str, result: Any = None) -> None:
-        self._done[key] = result
-        self._done.move_to_end(key)
-        while len(self._done) > self._size:
-            self._done.popitem(last=False)
-
-
-# --- the rest backend --------------------------------------------------------------------------------------------
+from bot.crm.http import http_client, parse_time, read_json, required_time, send
+from bot.errors import AccountNotFound, CrmError, CrmUnsupported
 
 SYSTEM = "the CRM's REST API"
 T = TypeVar("T")

@@ -11,7 +11,6 @@ how each ``LoginHistory`` status maps to a reason.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import Mapping
@@ -34,7 +33,7 @@ from bot.crm.base import (
     Reachability,
     SystemStatus,
 )
-from bot.crm.rest import DoneKeys, http_client, parse_time, read_json, send
+from bot.crm.http import ClientCredentials, DoneKeys, http_client, parse_time, read_json
 from bot.crm.sql import mask_email
 from bot.errors import AccountNotFound, CrmError, CrmUnavailable, CrmUnsupported
 
@@ -133,8 +132,14 @@ class SalesforceCrm:
         self._settings = settings
         self._client = http_client(settings.instance_url, timeout=timeout, ca_file=settings.ca_file)
         self._api = f"/services/data/v{settings.api_version}"
-        self._token: str | None = None
-        self._signing_in = asyncio.Lock()
+        # Salesforce sessions carry no lifetime the bot can trust: a refused one is renewed instead.
+        self._auth = ClientCredentials(
+            self._client,
+            "/services/oauth2/token",
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            system=SYSTEM,
+        )
         self._unlocked = DoneKeys()
         self._resets = DoneKeys()
 
@@ -144,41 +149,8 @@ class SalesforceCrm:
 
     # --- talking to Salesforce ---------------------------------------------------------------------------------
 
-    async def _sign_in(self) -> str:
-        secret = self._settings.client_secret.get_secret_value() if self._settings.client_secret else ""
-        response = await send(
-            self._client,
-            "POST",
-            "/services/oauth2/token",
-            system=SYSTEM,
-            data={"grant_type": "client_credentials", "client_id": self._settings.client_id, "client_secret": secret},
-        )
-        body = read_json(response, system=SYSTEM)
-        if not response.is_success or not isinstance(body, Mapping) or not body.get("access_token"):
-            detail = body.get("error_description") or body.get("error") if isinstance(body, Mapping) else None
-            raise CrmError(f"{SYSTEM} refused the connected app's credentials: {detail or response.status_code}")
-        return str(body["access_token"])
-
-    async def _session(self, stale: str | None = None) -> str:
-        """The access token, signing in when there is none or when ``stale`` was refused."""
-        async with self._signing_in:
-            if self._token is None or self._token == stale:
-                self._token = await self._sign_in()
-            return self._token
-
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        token = await self._session()
-        response = await self._send(token, method, path, **kwargs)
-        if response.status_code == httpx.codes.UNAUTHORIZED:
-            # INVALID_SESSION_ID: the session expired or was revoked. Sign in once more, then give up.
-            response = await self._send(await self._session(stale=token), method, path, **kwargs)
-            if response.status_code == httpx.codes.UNAUTHORIZED:
-                raise CrmError(f"{SYSTEM} refused a fresh session: {_error(response)[1]}")
-        return response
-
-    async def _send(self, token: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        return await send(self._client, method, self._api + path, system=SYSTEM, headers=headers, **kwargs)
+        return await self._auth.call(method, self._api + path, **kwargs)
 
     def _check(self, response: httpx.Response, *, username: str | None = None) -> None:
         if response.is_success:
