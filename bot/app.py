@@ -122,6 +122,7 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
         housekeeper = Housekeeper(
             database,
             outbox,
+            crm,
             clock,
             settings.requests,
             admins=services.admins,

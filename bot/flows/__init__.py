@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from bot.flows.admin import ADMIN_COMMAND, APPROVE, DENY, PENDING_FLOW
 from bot.flows.base import Flow, Handler, Outcome, Services, Turn
-from bot.flows.diagnose import DETAILS, DIAGNOSE
+from bot.flows.diagnose import DETAILS, DIAGNOSE, WATCH
 from bot.flows.faq import ASK, FAQ
 from bot.flows.identity import ENROL, LINK
 from bot.flows.menu import CANCEL_FLOW, LANGUAGE, MENU_FLOW, SET_LANGUAGE
@@ -28,6 +28,7 @@ ACTIONS: Mapping[str, Flow] = {
     "setlang": SET_LANGUAGE,
     "why": DIAGNOSE,
     "details": DETAILS,
+    "watch": WATCH,
     "unlock": UNLOCK,
     "reset_password": RESET_PASSWORD,
     "data": DATA_SAFETY,

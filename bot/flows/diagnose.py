@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot.crm.base import Capability, LockStatus
 from bot.flows.base import Flow, Outcome, Turn
 from bot.flows.facts import plain, public_facts
@@ -9,6 +11,10 @@ from bot.flows.menu import MENU, MENU_BUTTONS
 from bot.flows.verification import ask_code, check_code, not_enrolled
 from bot.messages import Button, Reply
 from bot.requests.policy import Path
+from bot.requests.watches import watch
+
+INCIDENT_WINDOW = timedelta(minutes=10)
+INCIDENT_THRESHOLD = 5
 
 
 def next_buttons(turn: Turn, status: LockStatus, *, evidence_shown: bool) -> tuple[Button, ...]:
@@ -20,6 +26,8 @@ def next_buttons(turn: Turn, status: LockStatus, *, evidence_shown: bool) -> tup
         buttons.append(Button("unlock", "unlock"))
     elif rule.path is Path.APPROVAL:
         buttons.append(Button("unlock", "request_unlock"))
+    else:
+        buttons.append(Button("watch", "watch"))  # nobody can lift it for one person: offer to say when it is over
     if not evidence_shown:
         buttons.append(Button("details", "details"))
     buttons += [Button("data", "data"), MENU]
@@ -30,12 +38,27 @@ async def explain(turn: Turn) -> Outcome:
     status = await turn.services.crm.lock_status(turn.require_user())
     if not status.locked or status.reason is None:
         return Outcome([Reply("diagnose/not_locked", buttons=MENU_BUTTONS)])
+    facts = public_facts(status)
+    if Capability.LOCK_STATISTICS in turn.services.crm.capabilities:
+        recent = await turn.services.crm.locks_since(turn.now - INCIDENT_WINDOW)
+        # Many locks at once point to the system, not to the person: say so to everyone who asks.
+        facts["many_locked"] = recent if recent >= INCIDENT_THRESHOLD else None
+        facts["window_minutes"] = int(INCIDENT_WINDOW.total_seconds() // 60)
     reply = Reply(
         "diagnose/explain",
-        {"reason": status.reason.value, "locked_at": status.locked_at, "facts": public_facts(status)},
+        {"reason": status.reason.value, "locked_at": status.locked_at, "facts": facts},
         buttons=next_buttons(turn, status, evidence_shown=False),
     )
     return Outcome([reply])
+
+
+async def start_watching(turn: Turn) -> Outcome:
+    username = turn.require_user()
+    status = await turn.services.crm.lock_status(username)
+    if not status.locked or status.reason is None:
+        return Outcome([Reply("diagnose/not_locked", buttons=MENU_BUTTONS)])
+    await watch(turn.session, now=turn.now, username=username, reason=status.reason, actor=turn.actor)
+    return Outcome([Reply("watch/set", buttons=MENU_BUTTONS)])
 
 
 async def ask_for_details(turn: Turn) -> Outcome:
@@ -63,4 +86,5 @@ async def show_details(turn: Turn) -> Outcome:
 
 
 DIAGNOSE = Flow("diagnose", start=explain)
+WATCH = Flow("watch", start=start_watching)
 DETAILS = Flow("details", start=ask_for_details, steps={"code": show_details}, takes_text=frozenset({"code"}))

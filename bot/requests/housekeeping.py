@@ -1,4 +1,4 @@
-"""The work that time and decisions leave behind: expiry, reminders, and the outbox.
+"""The work that time and decisions leave behind: expiry, reminders, the outbox, and lock watches.
 
 ``tick`` does one round and is safe to call from any number of processes;
 ``run`` repeats it until stopped. Channels call neither: the process that
@@ -14,8 +14,10 @@ import logging
 
 from bot.clock import Clock
 from bot.config import RequestSettings
+from bot.crm.base import CrmBackend
 from bot.requests.outbox import OutboxWorker
 from bot.requests.reminders import expire_due, remind_admins
+from bot.requests.watches import check_watches
 from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,7 @@ class Housekeeper:
         self,
         database: Database,
         outbox: OutboxWorker,
+        crm: CrmBackend,
         clock: Clock,
         settings: RequestSettings,
         *,
@@ -34,6 +37,7 @@ class Housekeeper:
     ) -> None:
         self._db = database
         self._outbox = outbox
+        self._crm = crm
         self._clock = clock
         self._settings = settings
         self._admins = admins
@@ -47,6 +51,8 @@ class Housekeeper:
                 session, now=now, settings=self._settings, admins=self._admins, escalation=self._escalation
             )
         await self._outbox.run_once()
+        async with self._db.session() as session, session.begin():
+            await check_watches(session, now=now, crm=self._crm)
 
     async def run(self, stop: asyncio.Event, *, interval: float = 5.0) -> None:
         while not stop.is_set():

@@ -176,6 +176,16 @@ class RequestCard(Base):
     updated_at: Mapped[datetime]
 
 
+class LockWatch(Base):
+    """Someone who asked to be told when their lock is lifted (a fault, maintenance, a licence)."""
+
+    __tablename__ = "lock_watches"
+    crm_username: Mapped[str] = mapped_column(String(128), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    last_checked_at: Mapped[datetime | None]
+
+
 class Notification(Base):
     """Something to tell a person the next time the bot can reach them (a decision, a reset)."""
 

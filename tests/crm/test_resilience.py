@@ -40,6 +40,9 @@ from tests.fakes import crm_section, serving
 from tests.fakes.keycloak import FakeKeycloak, keycloak_settings
 
 SHORT = 0.3  # seconds: the time limit of one call in these tests
+# What a busy CI machine may add around a call (database work, the event loop), so "at once" stays
+# distinguishable from "after a hang" without failing on a loaded machine.
+SLACK = 2.0
 THRESHOLD = 4
 COOL_DOWN = timedelta(seconds=30)
 
@@ -89,7 +92,7 @@ async def test_a_crm_refusing_connections_is_reported_unavailable_at_once(
     error, took = await timed(crm.lock_status("ann"))
     assert isinstance(error, CrmUnavailable)
     assert "could not be reached" in str(error)
-    assert took < SHORT
+    assert took < SHORT  # no waiting for the time limit: a refusal is known at once
 
 
 async def test_a_hanging_crm_is_reported_unavailable_when_the_time_limit_runs_out(
@@ -266,7 +269,7 @@ async def test_an_approved_unlock_waits_out_the_outage_and_is_carried_out_once(
 
     started = time.perf_counter()
     assert await worker.run_once() == 1
-    assert time.perf_counter() - started < SHORT + 0.5
+    assert time.perf_counter() - started < SHORT + SLACK
     async with app.database.session() as session:
         item = await session.scalar(select(OutboxItem))
         request = await session.get(UnlockRequest, request_id)
@@ -339,7 +342,7 @@ async def test_the_person_hears_plainly_that_the_crm_is_not_answering(
         started = time.perf_counter()
         said = await bob.press("why")
         assert "I can't reach the CRM right now" in said.text
-        assert time.perf_counter() - started < SHORT + 1
+        assert time.perf_counter() - started < SHORT + SLACK
 
         realm.set_mode("up")
         said = await bob.press("why")

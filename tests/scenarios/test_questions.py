@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot import demo
 from bot.app import App
 from tests.chat import Chat
@@ -72,3 +74,35 @@ async def test_the_maintenance_window_in_chinese(app: App) -> None:
     chat = Chat(app.engine, "judy")
     said = await chat.say("维护什么时候结束")
     assert "正在维护：2026-11-29 08:30 UTC 至 2026-11-29 10:30 UTC" in said.text
+
+
+async def test_erin_is_told_when_the_fault_is_fixed(app: App) -> None:
+    erin = Chat(app.engine, "erin", locale="en")
+    await erin.start()
+    said = await erin.press("Why am I locked?")
+    assert "Tell me when I can sign in again" in said.labels
+    said = await erin.press("Tell me when I can sign in again")
+    assert "I'll keep an eye on it" in said.text
+    await app.housekeeper.tick()
+    said = await erin.say("hi")
+    assert "no longer locks your account" not in said.text
+    await app.crm.unlock("erin", idempotency_key="ops fixed the database")  # the CRM side recovers
+    app.clock.advance(timedelta(minutes=1))  # type: ignore[attr-defined]
+    await app.housekeeper.tick()
+    said = await erin.say("hi")
+    assert "Good news: the CRM no longer locks your account" in said.text
+
+
+async def test_many_locks_at_once_are_called_system_wide(app: App) -> None:
+    from sqlalchemy import select
+
+    from bot.crm.sql_schema import CrmUser
+
+    async with app.crm.database.session() as session, session.begin():  # type: ignore[attr-defined]
+        for row in await session.scalars(select(CrmUser).where(CrmUser.locked)):
+            row.locked_at = app.clock.now()
+    alice = Chat(app.engine, "alice", locale="en")
+    await alice.start()
+    said = await alice.press("Why am I locked?")
+    assert "10 accounts were locked in the last 10 minutes" in said.text
+    assert "system-wide" in said.text

@@ -22,6 +22,7 @@ EXPECTED = {
     "processed_events",
     "notifications",
     "request_cards",
+    "lock_watches",
 }
 
 

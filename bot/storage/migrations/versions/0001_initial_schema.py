@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 02:04:40.563521
+Create Date: 2026-11-29 02:49:16.027083
 """
 
 from __future__ import annotations
@@ -70,6 +70,13 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_conversations')),
     sa.UniqueConstraint('channel', 'team_id', 'user_id', name=op.f('uq_conversations_channel'))
+    )
+    op.create_table('lock_watches',
+    sa.Column('crm_username', sa.String(length=128), nullable=False),
+    sa.Column('reason', sa.String(length=32), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_checked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('crm_username', name=op.f('pk_lock_watches'))
     )
     op.create_table('notifications',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -193,6 +200,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_notifications_crm_username'))
 
     op.drop_table('notifications')
+    op.drop_table('lock_watches')
     op.drop_table('conversations')
     with op.batch_alter_table('chat_identities', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_chat_identities_crm_username'))
