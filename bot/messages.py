@@ -103,6 +103,7 @@ class Rendered:
     secret_input: bool = False
     # For the person's eyes only: a channel sends it privately, never to a group.
     private: bool = False
+    locale: str = ""  # the language it is written in, for the channel's own controls around it
 
 
 def _encode(value: Any) -> Any:

@@ -128,4 +128,5 @@ class Renderer:
             image=reply.image,
             secret_input=reply.secret_input,
             private=reply.private,
+            locale=locale,
         )

@@ -39,13 +39,13 @@ from bot.handlers.slack_blocks import (
     OPEN_ANSWER_MODAL,
     OPEN_CODE_MODAL,
     REPLY_BUTTON,
+    Controls,
     ReplyTarget,
     answer_modal,
     asks_for_text,
     card_blocks,
     code_modal,
-    controls_for,
-    controls_in,
+    controls,
     escape,
     home_view,
     message_blocks,
@@ -163,6 +163,9 @@ class SlackChannel:
             connect: Callable[[], Coroutine[Any, Any, None]] = self._socket.connect_async  # untyped in slack_bolt
             self._connecting = asyncio.create_task(connect())
         log.info("Slack channel ready (%s mode)", self._settings.mode)
+
+    def _controls(self, locale: str) -> Controls:
+        return controls(self._app.renderer, locale)
 
     async def deliver(self) -> None:
         """Notifications to people's direct messages; new cards to the admin channel and decided ones redrawn."""
@@ -323,7 +326,7 @@ class SlackChannel:
         container = body.get("container") or {}
         ephemeral = (bool(channel) and not channel.startswith("D")) or bool(container.get("is_ephemeral"))
         target = ReplyTarget(channel, ephemeral, "" if ephemeral else str(container.get("message_ts", "")))
-        controls = controls_in(str(action.get("value", "")))
+        controls = self._controls(str(action.get("value", "")))
         if action.get("action_id") == OPEN_CODE_MODAL:
             view = code_modal(controls, target)
         else:
@@ -432,7 +435,7 @@ class SlackChannel:
     ) -> None:
         channel = target.channel or await self._dm(user_id)
         for reply in replies:
-            controls = controls_for(reply.text, self._locale)
+            controls = self._controls(reply.locale or self._locale)
             if trigger and target.ephemeral and asks_for_text(reply):
                 # Nobody types to the bot in a shared channel: the question opens a modal at once.
                 trigger_id, clicked = trigger

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bot.engine import detect_locale
-from bot.messages import Rendered, RenderedButton
+from bot.messages import LOCALES, Rendered, RenderedButton
+from bot.rendering import Renderer
 
 # action_id prefixes: a reply's own buttons, and the buttons that open an input modal.
 REPLY_BUTTON = "unlockbot.reply."
@@ -57,40 +57,24 @@ class Controls:
     close: str
 
 
-CONTROLS = {
-    "en": Controls(
-        locale="en",
-        enter_code="Enter code",
-        code_title="Authenticator code",
-        code_label="6-digit code",
-        answer="Answer",
-        answer_title="Your answer",
-        answer_label="Answer",
-        send="Send",
-        close="Cancel",
-    ),
-    "zh-CN": Controls(
-        locale="zh-CN",
-        enter_code="输入验证码",
-        code_title="验证码",
-        code_label="6 位验证码",
-        answer="回答",
-        answer_title="你的回答",
-        answer_label="回答",
-        send="发送",
-        close="取消",
-    ),
-}
+def controls(renderer: Renderer, locale: str) -> Controls:
+    """The words on Slack's own controls in ``locale``, from ``templates/<locale>/labels.yaml``."""
+    locale = locale if locale in LOCALES else "en"
 
+    def word(key: str) -> str:
+        return renderer.label(f"slack_{key}", locale)
 
-def controls_for(text: str, default_locale: str) -> Controls:
-    """The controls in the language the reply is written in."""
-    return CONTROLS.get(detect_locale(text) or default_locale, CONTROLS["en"])
-
-
-def controls_in(locale: str) -> Controls:
-    """The controls a modal button was drawn with (its value is their locale)."""
-    return CONTROLS.get(locale, CONTROLS["en"])
+    return Controls(
+        locale=locale,
+        enter_code=word("enter_code"),
+        code_title=word("code_title"),
+        code_label=word("code_label"),
+        answer=word("answer"),
+        answer_title=word("answer_title"),
+        answer_label=word("answer_label"),
+        send=word("send"),
+        close=word("close"),
+    )
 
 
 @dataclass(frozen=True, slots=True)

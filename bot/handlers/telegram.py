@@ -72,7 +72,7 @@ from bot.cards import CardBoard
 from bot.config import TelegramSettings
 from bot.handlers.telegram_buttons import ButtonTokens, Holder
 from bot.handlers.telegram_text import MAX_CALLBACK_ANSWER, MAX_MESSAGE, as_html, shorten, split_message
-from bot.messages import Inbound, InboundKind, Rendered, RenderedButton
+from bot.messages import LOCALES, Inbound, InboundKind, Rendered, RenderedButton
 
 log = logging.getLogger(__name__)
 
@@ -99,33 +99,8 @@ COMMAND_PHRASES: Mapping[str, Mapping[str, str]] = {
 }
 # ``/faq QUESTION`` asks QUESTION; a bare ``/faq`` opens the menu, where "Ask a question" is.
 FAQ_COMMAND = "faq"
-COMMAND_DESCRIPTIONS: Mapping[str, Mapping[str, str]] = {
-    "en": {
-        "menu": "What I can do",
-        "unlock": "Get my CRM account unlocked",
-        "faq": "Ask a question: /faq is my data safe?",
-        "lang": "Change the language",
-        "cancel": "Stop what we are doing",
-    },
-    "zh-CN": {
-        "menu": "我能做什么",
-        "unlock": "解锁我的 CRM 账号",
-        "faq": "提问：/faq 我的数据安全吗？",
-        "lang": "切换语言",
-        "cancel": "取消当前操作",
-    },
-}
-# The few things the channel says itself: situations only Telegram has, which the engine never sees.
-NOTICES: Mapping[str, Mapping[str, str]] = {
-    "button_refused": {
-        "en": "This button has expired or isn't yours. Send /menu to see your choices.",
-        "zh-CN": "这个按钮已过期，或者不是给你的。发送 /menu 查看可选操作。",
-    },
-    "open_private_chat": {
-        "en": "I need to ask you something privately. Open a chat with me and press Start.",
-        "zh-CN": "我需要私下问你一件事。请打开与我的私聊并点“开始”。",
-    },
-}
+# The commands Telegram lists in its menu; their descriptions are labels (telegram_command_<name>).
+MENU_COMMANDS = ("menu", "unlock", "faq", "lang", "cancel")
 
 
 def locale_hint(language_code: str | None) -> str | None:
@@ -180,6 +155,7 @@ class TelegramChannel:
         self._settings: TelegramSettings = settings
         self._token = settings.token.get_secret_value()
         self._engine = app.engine
+        self._renderer = app.renderer
         self._default_locale = app.settings.bot.default_locale
         self._poll_timeout = poll_timeout
         self._board = CardBoard(app.database, app.renderer, app.clock, locale=app.settings.bot.default_locale)
@@ -257,10 +233,13 @@ class TelegramChannel:
         finally:
             logging.getLogger("httpx").removeFilter(self._redaction)
 
+    def _label(self, key: str, locale: str) -> str:
+        return self._renderer.label(key, locale if locale in LOCALES else self._default_locale)
+
     async def _offer_commands(self) -> None:
         """The command list Telegram shows in private chats, in each language; a failure only loses the hints."""
-        for locale, descriptions in COMMAND_DESCRIPTIONS.items():
-            commands = [BotCommand(name, text) for name, text in descriptions.items()]
+        for locale in LOCALES:
+            commands = [BotCommand(name, self._label(f"telegram_command_{name}", locale)) for name in MENU_COMMANDS]
             try:
                 await self._application.bot.set_my_commands(
                     commands,
@@ -409,7 +388,7 @@ class TelegramChannel:
         press = self._buttons.resolve(query.data or "", presser_id=presser.id, chat_id=chat.id if chat else None)
         if press is None:
             log.info("telegram: refused a button press by %s (forged, expired or someone else's)", presser.id)
-            await self._answer(query.id, NOTICES["button_refused"][self._locale(presser)])
+            await self._answer(query.id, self._label("telegram_button_refused", self._locale(presser)))
             return
         # A press on a message too old to be shown (no chat known) is answered in the private chat.
         place = self._place(query.message) if isinstance(query.message, Message) else Place(presser.id, public=False)
@@ -479,7 +458,9 @@ class TelegramChannel:
         except Forbidden:
             # They never opened a private chat with the bot, which cannot start one: point them to it.
             link = InlineKeyboardButton(f"@{self._bot_username}", url=f"https://t.me/{self._bot_username}")
-            await self._send_text(group, NOTICES["open_private_chat"][locale], InlineKeyboardMarkup([[link]]))
+            await self._send_text(
+                group, self._label("telegram_open_private_chat", locale), InlineKeyboardMarkup([[link]])
+            )
 
     async def _send_reply(self, person: int, reply: Rendered, place: Place) -> None:
         bot = self._application.bot
