@@ -2,7 +2,8 @@
 
 ``open_app`` migrates the database, loads and checks the knowledge and
 templates, builds the CRM backend and the services, and refuses to start
-when TOTP secrets are stored but no key is configured to read them.
+when TOTP secrets are stored but no key is configured to read them, or when
+a demo database would meet a real (non-``sql``) CRM backend.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from bot.requests.housekeeping import Housekeeper
 from bot.requests.outbox import OutboxWorker
 from bot.requests.policy import Limits, UnlockPolicy
 from bot.storage.db import Database
-from bot.storage.meta import DEMO_ADMINS, is_demo
+from bot.storage.meta import CLEAR_DEMO_COMMAND, DEMO_ADMINS, is_demo
 from bot.storage.models import TotpEnrolment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -73,6 +74,20 @@ async def _admins(database: Database, settings: Settings) -> tuple[str, ...]:
         return DEMO_ADMINS if await is_demo(session) else ()
 
 
+async def _refuse_demo_data(database: Database, settings: Settings) -> None:
+    """A real CRM must never meet the demo: its admins would stay admins and its public secrets unlock people."""
+    if settings.crm.backend == "sql":
+        return
+    async with database.session() as session:
+        demo = await is_demo(session)
+    if demo:
+        raise ConfigError(
+            f"crm.backend = {settings.crm.backend!r}: the database still holds the demo (its admins, and TOTP "
+            f"secrets anyone can compute from the public code); run `{CLEAR_DEMO_COMMAND}` to empty it, "
+            "or set [database] url to a new database"
+        )
+
+
 async def _check_key(database: Database, box: SecretBox | None) -> None:
     if box is not None:
         return
@@ -92,6 +107,7 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
     crm = build_crm(settings, clock)
     try:
         await database.upgrade()
+        await _refuse_demo_data(database, settings)
         await crm.create_schema()
         box = load_key(settings)
         await _check_key(database, box)
@@ -117,8 +133,10 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
             link_lifetime=timedelta(hours=settings.totp.link_code_hours),
         )
         commands = CommandMatcher.load(knowledge / "commands.yaml", ACTIONS.keys())
-        engine = Engine(database, services, renderer, commands, default_locale=settings.bot.default_locale)
         outbox = OutboxWorker(database, crm, clock, admins=services.admins)
+        engine = Engine(
+            database, services, renderer, commands, default_locale=settings.bot.default_locale, outbox=outbox
+        )
         housekeeper = Housekeeper(
             database,
             outbox,

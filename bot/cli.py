@@ -6,6 +6,7 @@
     unlockbot demo [--lang zh|en]            seed when needed, pick a demo user, chat
     unlockbot demo seed [--reset]
     unlockbot demo code USER
+    unlockbot demo clear                     empty a demo database before it serves real people
     unlockbot crm show USER [--json]
     unlockbot crm check [--json]            the configured backend, what it can do, whether it answers now
     unlockbot faq "QUESTION" [--lang zh|en] [--json]
@@ -16,6 +17,10 @@
 
 Errors the operator can fix (bad settings, a non-demo database) print one
 clear line on standard error and exit with status 2; never a traceback.
+Failures (the CRM, the database, a bug) print one line and exit with status
+1, as does a command that logged an error along the way (a chat turn the
+database failed). ``-v`` adds our debug lines and tracebacks, ``-vv`` the
+libraries' payloads (see ``bot.logs``); secrets are masked in every line.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from bot import __version__, admin
 from bot.app import App, open_app
 from bot.config import Settings, load_settings, locale_from_flag
@@ -40,9 +47,12 @@ from bot.crm.registry import crm_location
 from bot.errors import AccountNotFound, BotError, ConfigError, CrmError, NotADemoDatabase
 from bot.handlers.console import ConsoleChannel
 from bot.identity.secrets import SecretBox
+from bot.logs import LogSetup, describe, secrets_of
+from bot.logs import configure as configure_logging
 from bot.messages import Inbound, Rendered
 from bot.requests import audit
-from bot.storage.db import upgrade
+from bot.storage.db import Database, upgrade
+from bot.storage.meta import forget_demo
 
 log = logging.getLogger("bot")
 OPERATOR = "cli:operator"
@@ -54,7 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", type=Path, help="TOML settings file (default: $UNLOCKBOT_CONFIG or ./unlockbot.toml)"
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to standard error")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log progress to standard error; -vv adds the libraries' requests, payloads and SQL",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     db = commands.add_parser("db", help="database maintenance")
@@ -74,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--reset", action="store_true", help="start the demo again from scratch")
     code = demo_commands.add_parser("code", help="print a demo user's current TOTP code")
     code.add_argument("user")
+    demo_commands.add_parser("clear", help="delete the demo's data (links, TOTP secrets, admins) from the database")
 
     crm = commands.add_parser("crm", help="ask the configured CRM backend")
     crm_commands = crm.add_subparsers(dest="crm_command", required=True)
@@ -114,37 +131,51 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs = configure_logging(args.verbose)
+    try:
+        status = _run(args, logs)
+    finally:
+        logs.close()
+    return status
+
+
+def _run(args: argparse.Namespace, logs: LogSetup) -> int:
+    hint = "" if args.verbose else " (run with -v for details)"
+
+    def fail(message: str, status: int) -> int:
+        print(f"unlockbot: {logs.redactor.redact(message, ours=False)}", file=sys.stderr)
+        return status
+
     try:
         settings = load_settings(args.config)
-        return asyncio.run(_dispatch(args, settings))
+        logs.add_secrets(secrets_of(settings))
+        status = asyncio.run(_dispatch(args, settings))
     except (ConfigError, NotADemoDatabase) as exc:
-        print(f"unlockbot: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc), 2)
     except AccountNotFound as exc:
-        print(f"unlockbot: {exc}", file=sys.stderr)
-        return 1
+        return fail(str(exc), 1)
     except CrmError as exc:
-        print(f"unlockbot: the CRM backend failed: {exc}", file=sys.stderr)
-        return 1
+        return fail(f"the CRM backend failed: {exc}", 1)
     except BotError as exc:
-        print(f"unlockbot: {exc}", file=sys.stderr)
-        return 1
+        return fail(str(exc), 1)
+    except SQLAlchemyError as exc:
+        log.debug("database error", exc_info=True)
+        problem = describe(getattr(exc, "orig", None) or exc).partition(": ")[2] or type(exc).__name__
+        return fail(f"the database failed: {problem}{hint}", 1)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, as other tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except Exception as exc:  # a bug or a broken database: one line for the person, details in the log
+    except Exception as exc:  # a bug: one line for the person, details in the log
         log.debug("unexpected error", exc_info=True)
-        hint = "" if args.verbose else " (run with -v for details)"
-        print(f"unlockbot: unexpected error: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
+        return fail(f"unexpected error: {describe(exc)}{hint}", 1)
+    if status == 0 and logs.errors and args.command != "serve":
+        # Something failed along the way and was logged (a chat turn the database refused): not a success.
+        # A server logs what it survives and still stops cleanly.
         return 1
+    return status
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -224,6 +255,10 @@ async def _audit(app: App, args: argparse.Namespace) -> int:
 async def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from bot import demo  # the demo is not part of a production start
 
+    if args.demo_command == "clear":
+        await _clear_demo(settings)
+        print("cleared the demo: its links, TOTP secrets, admins and requests are gone from the database")
+        return 0
     if args.demo_command in (None, "seed"):
         demo.ensure_key(settings)
     async with open_app(settings) as app:
@@ -240,6 +275,17 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         await _chat(app, user, args.lang)
         return 0
+
+
+async def _clear_demo(settings: Settings) -> None:
+    # Not through open_app: that refuses a demo database with a real CRM, and this is how it is made acceptable.
+    database = Database(settings.database_url)
+    try:
+        await database.upgrade()
+        async with database.session() as session, session.begin():
+            await forget_demo(session)
+    finally:
+        await database.dispose()
 
 
 def _pick_demo_user(users: Sequence[Any]) -> str | None:

@@ -79,6 +79,10 @@ class SecuritySettings(_Section):
     secret_key_file: Path | None = None
     # Keys that may still decrypt old secrets during a rotation.
     previous_keys: tuple[SecretStr, ...] = ()
+    # The key that signs the audit trail (32 or more random bytes, url-safe base64); or a file holding one.
+    # Unset everywhere: <data_dir>/audit.key, made at the first start. Replicas must share one key.
+    audit_key: SecretStr | None = None
+    audit_key_file: Path | None = None
 
 
 class TotpSettings(_Section):
@@ -423,6 +427,10 @@ class Settings(_Section):
     def key_file(self) -> Path:
         return self.security.secret_key_file or self.bot.data_dir / "secret.key"
 
+    @property
+    def audit_key_file(self) -> Path:
+        return self.security.audit_key_file or self.bot.data_dir / "audit.key"
+
 
 def locale_from_flag(flag: str | None) -> str | None:
     """``zh``/``en`` (or a full locale) from a command line flag, as one of ``LOCALES``."""
@@ -468,6 +476,17 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _SECRET_WORDS = ("secret", "key", "token", "password")
+# user:password@ in any scheme://; the password may hold anything but "@" (SQLAlchemy parses it so).
+_URL_PASSWORD = re.compile(r"(?P<start>\b[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@")
+# libpq and many HTTP APIs also take credentials as query parameters.
+_QUERY_SECRET = re.compile(
+    r"(?i)(?P<start>[?&;](?:password|passwd|pwd|secret|client_secret|token|access_token|api_?key|key)=)[^&#;\s'\"]*"
+)
+
+
+def mask_url(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***`` (in the user part or the query)."""
+    return _QUERY_SECRET.sub(r"\g<start>***", _URL_PASSWORD.sub(r"\g<start>***@", text))
 
 
 def _describe(error: Mapping[str, Any], origin: str) -> str:
@@ -478,6 +497,8 @@ def _describe(error: Mapping[str, Any], origin: str) -> str:
         message = "unknown key"
     got = error.get("input")
     secret = parts[:1] == ["security"] or any(word in part for part in parts for word in _SECRET_WORDS)
+    if isinstance(got, str):
+        got = mask_url(got)  # a database URL quoted back must not show its password
     shown = "" if secret or error["type"] == "extra_forbidden" or isinstance(got, Mapping) else f" (got {got!r})"
     return f"  {key}: {message}{shown} [{origin}]"
 

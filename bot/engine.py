@@ -27,7 +27,7 @@ from bot.flows import ACTIONS, FLOWS, Flow, Outcome, Services, Turn
 from bot.flows.admin import parse_command
 from bot.flows.menu import MENU_BUTTONS
 from bot.identity.link_codes import looks_like_link_code
-from bot.identity.linking import link, linked_username
+from bot.identity.linking import account_key, link, linked_username
 from bot.knowledge.commands import CommandMatcher
 from bot.messages import (
     LOCALES,
@@ -40,6 +40,7 @@ from bot.messages import (
 )
 from bot.rendering import Renderer
 from bot.requests.notifications import requeue, take_pending
+from bot.requests.outbox import OutboxWorker
 from bot.storage.db import Database
 from bot.storage.models import ChatIdentity, Conversation, Notification, ProcessedEvent
 
@@ -95,12 +96,16 @@ class Engine:
         commands: CommandMatcher,
         *,
         default_locale: str,
+        outbox: OutboxWorker | None = None,
     ) -> None:
         self._db = database
         self._services = services
         self._renderer = renderer
         self._commands = commands
         self._default_locale = default_locale
+        # Runs the CRM work a turn queued (an unlock) right after the turn commits, so the outcome is usually
+        # known before the reply goes out; without it the housekeeper carries the work out a little later.
+        self._outbox = outbox
         self._locks: weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock] = weakref.WeakValueDictionary()
 
     def _lock(self, inbound: Inbound) -> asyncio.Lock:
@@ -116,25 +121,48 @@ class Engine:
         lock = self._lock(inbound)  # held in a local so the weak entry lives for the turn
         async with lock:
             locale = inbound.locale_hint if inbound.locale_hint in LOCALES else self._default_locale
+            queued: list[int] = []
             try:
                 async with self._db.session() as session, session.begin():
                     if inbound.event_id and await self._seen_before(session, inbound):
                         return []
                     conversation = await self._conversation(session, inbound)
                     locale = conversation.locale = self._locale(conversation, inbound)
-                    replies = await self._turn(session, conversation, inbound)
+                    replies = await self._turn(session, conversation, inbound, queued)
                     locale = conversation.locale
-                    replies = await self._pending_notifications(session, inbound) + replies
+                    replies = await self._pending_notifications(session, conversation, inbound) + replies
                     # Rendered inside the transaction: a template that fails changes nothing either.
-                    return [self._renderer.render(reply, locale) for reply in replies]
+                    rendered = [self._renderer.render(reply, locale) for reply in replies]
             except BotError as exc:
                 log.warning("turn failed for %s:%s: %s", inbound.channel, inbound.user_id, exc)
                 failure = Reply(exc.reply, buttons=MENU_BUTTONS)
             except Exception:
                 log.exception("unexpected error in a turn for %s:%s", inbound.channel, inbound.user_id)
                 failure = Reply("errors/internal", buttons=MENU_BUTTONS)
+            else:
+                if queued:
+                    rendered += await self._carry_out(inbound, queued)
+                return rendered
             await self._offer_menu_after_failure(inbound)
             return [self._renderer.render(failure, locale)]
+
+    async def _carry_out(self, inbound: Inbound, items: list[int]) -> list[Rendered]:
+        """Run the CRM work the committed turn queued, then say whatever its outcome left for the person.
+
+        The work is already safe in the outbox: if it fails or hangs here, the housekeeper retries it and
+        the outcome is pushed later, so nothing here may turn the committed turn into an apology.
+        """
+        if self._outbox is None:
+            return []
+        try:
+            await self._outbox.run_items(items)
+            async with self._db.session() as session, session.begin():
+                conversation = await self._conversation(session, inbound)
+                replies = await self._pending_notifications(session, conversation, inbound)
+                return [self._renderer.render(reply, conversation.locale) for reply in replies]
+        except Exception:
+            log.exception("queued work for %s:%s is left to the housekeeper", inbound.channel, inbound.user_id)
+            return []
 
     async def _offer_menu_after_failure(self, inbound: Inbound) -> None:
         """The failed turn changed nothing, but the menu shown with the apology must work."""
@@ -187,21 +215,27 @@ class Engine:
                 .where(ChatIdentity.channel == channel, Notification.delivered_at.is_(None))
                 .distinct()
             )
-            seen: set[str] = set()
+            served: set[str] = set()
             for username, team_id, user_id in identities.all():
-                if username in seen:
+                if username in served:
                     continue  # one of the person's accounts on this channel is enough
-                seen.add(username)
-                pending = await take_pending(session, now=now, username=username)
-                locale = await session.scalar(
-                    select(Conversation.locale).where(
+                account = account_key(channel, team_id, user_id)
+                pending = await take_pending(session, now=now, username=username, account=account)
+                if not pending:
+                    continue  # all of it is for the person's other accounts
+                served.add(username)
+                conversation = await session.scalar(
+                    select(Conversation).where(
                         Conversation.channel == channel,
                         Conversation.team_id == team_id,
                         Conversation.user_id == user_id,
                     )
                 )
-                locale = locale or self._default_locale
-                rendered = [self._renderer.render(reply, locale) for _, reply in pending]
+                replies = [reply for _, reply in pending]
+                if conversation is not None:
+                    self._offer(conversation, replies)
+                locale = conversation.locale if conversation is not None else self._default_locale
+                rendered = [self._renderer.render(reply, locale) for reply in replies]
                 deliveries.append(Delivery(user_id, team_id, rendered, tuple(i for i, _ in pending)))
         return deliveries
 
@@ -210,11 +244,25 @@ class Engine:
         async with self._db.session() as session, session.begin():
             await requeue(session, delivery.notification_ids)
 
-    async def _pending_notifications(self, session: AsyncSession, inbound: Inbound) -> list[Reply]:
+    async def _pending_notifications(
+        self, session: AsyncSession, conversation: Conversation, inbound: Inbound
+    ) -> list[Reply]:
         username = await linked_username(session, inbound.channel, inbound.team_id, inbound.user_id)
         if username is None:
             return []
-        return [reply for _, reply in await take_pending(session, now=self._services.clock.now(), username=username)]
+        account = account_key(inbound.channel, inbound.team_id, inbound.user_id)
+        pending = await take_pending(session, now=self._services.clock.now(), username=username, account=account)
+        replies = [reply for _, reply in pending]
+        self._offer(conversation, replies)
+        return replies
+
+    @staticmethod
+    def _offer(conversation: Conversation, replies: Sequence[Reply]) -> None:
+        """The buttons that come with notifications may be pressed, besides those already on offer."""
+        offered = list(conversation.offered or [])
+        extra = [b.action for reply in replies for b in reply.buttons if b.action not in offered]
+        if extra:
+            conversation.offered = offered + extra
 
     async def _seen_before(self, session: AsyncSession, inbound: Inbound) -> bool:
         assert inbound.event_id is not None
@@ -268,7 +316,9 @@ class Engine:
             return False
         return not looks_like_link_code(text) and parse_command(text) is None
 
-    async def _turn(self, session: AsyncSession, conversation: Conversation, inbound: Inbound) -> list[Reply]:
+    async def _turn(
+        self, session: AsyncSession, conversation: Conversation, inbound: Inbound, queued: list[int]
+    ) -> list[Reply]:
         now = self._services.clock.now()
         conversation.updated_at = now
         turn = Turn(
@@ -279,6 +329,7 @@ class Engine:
             username=await linked_username(session, inbound.channel, inbound.team_id, inbound.user_id),
             data=dict(conversation.data or {}),
             now=now,
+            queued=queued,
         )
         flow = FLOWS.get(conversation.flow or "")
         step = flow.steps.get(conversation.step or "") if flow else None

@@ -160,6 +160,36 @@ def test_an_unsupported_crm_url_names_the_key(tmp_path: Path) -> None:
     assert str(path) in message
 
 
+@pytest.mark.parametrize(
+    ("toml", "environ", "shown"),
+    [
+        (
+            '[database]\nurl = "mysql://bot:hunter2@db.example.com:3306/unlockbot"\n',
+            {},
+            "mysql://bot:***@db.example.com:3306/unlockbot",
+        ),
+        (
+            "",
+            {"UNLOCKBOT_CRM__SQL__URL": "mysql+pymysql://crm:hunter2@10.0.0.5/crm"},
+            "mysql+pymysql://crm:***@10.0.0.5/crm",
+        ),
+        # libpq also takes the password as a query parameter.
+        ('[database]\nurl = "mysql://db.example.com/bot?password=hunter2&ssl=1"\n', {}, "password=***&ssl=1"),
+        (
+            '[crm.rest]\nbase_url = "ftp://admin:hunter2@crm.example.com/api"\n',
+            {},
+            "ftp://admin:***@crm.example.com/api",
+        ),
+    ],
+)
+def test_a_url_in_a_config_error_shows_no_password(
+    tmp_path: Path, toml: str, environ: dict[str, str], shown: str
+) -> None:
+    message = config_error(write(tmp_path, toml), environ)
+    assert "hunter2" not in message
+    assert shown in message
+
+
 def test_an_unknown_policy_reason_is_named(tmp_path: Path) -> None:
     path = write(tmp_path, '[policy.forgot_coffee]\npath = "approval"\n\n[policy.network]\npath = "none"\n')
     message = config_error(path)

@@ -214,7 +214,8 @@ def test_bob_asks_and_sam_approves_in_another_console(cli: Cli) -> None:
     )
     assert "I've filed unlock request #1" in filed.stdout
     assert "asking to trust 198.51.100.23" in filed.stdout
-    approved = cli.run("chat", "--as", "sam", "--lang", "en", stdin="pending\n1\n")
+    sam_code = cli.run("demo", "code", "sam").stdout.strip()
+    approved = cli.run("chat", "--as", "sam", "--lang", "en", stdin=f"pending\n1\n{sam_code}\n")
     assert "Unlock request #1 from bob" in approved.stdout
     assert "Approved: request #1 for bob" in approved.stdout
     shown = json.loads(cli.run("crm", "show", "bob", "--json").stdout)

@@ -13,8 +13,19 @@ from bot.flows.faq import ASK, FAQ
 from bot.flows.identity import ENROL, LINK
 from bot.flows.menu import CANCEL_FLOW, LANGUAGE, MENU_FLOW, SET_LANGUAGE
 from bot.flows.network import NETWORK
-from bot.flows.questions import DATA_SAFETY, MAINTENANCE, NORMAL_OR_ABNORMAL, RECEIVE_INFO
+from bot.flows.questions import (
+    DATA_SAFETY,
+    IMPACT,
+    MAINTENANCE,
+    NORMAL_OR_ABNORMAL,
+    RECEIVE_INFO,
+    SYSTEM_FAULT,
+    USAGE,
+)
+from bot.flows.request_status import REQUEST_STATUS
+from bot.flows.sign_in import SIGN_IN
 from bot.flows.unlock import RESET_PASSWORD, UNLOCK, WITHDRAW
+from bot.flows.when_back import WHEN_BACK
 
 # Actions that start a flow, whatever step the conversation is in. A button
 # can only be pressed while it is on offer, so "details" needs "why" first.
@@ -43,6 +54,13 @@ ACTIONS: Mapping[str, Flow] = {
     "pending": PENDING_FLOW,
     "approve": APPROVE,
     "deny": DENY,
+    # Worries answered from the person's own situation (bot.flows.situation).
+    "request_status": REQUEST_STATUS,
+    "sign_in": SIGN_IN,
+    "when_back": WHEN_BACK,
+    "impact": IMPACT,
+    "usage": USAGE,
+    "fault": SYSTEM_FAULT,
     # Never offered as buttons: the engine starts them for a link code and for an admin's typed command.
     "link": LINK,
     "admin": ADMIN_COMMAND,

@@ -22,9 +22,9 @@ from bot.identity import enrolment, link_codes
 from bot.identity.linking import unlink
 from bot.messages import Button, Reply
 from bot.requests import audit
-from bot.requests.approvals import Decision, Verdict, decide
-from bot.requests.outbox import enqueue
-from bot.requests.unlock_requests import Status, pending_requests
+from bot.requests.approvals import ChatAccount, Decision, Verdict, decide, is_own
+from bot.requests.outbox import enqueue, queued_for
+from bot.requests.unlock_requests import Kind, Status, open_request, pending_requests
 from bot.storage.models import AuditEvent, UnlockRequest
 
 PENDING = Button("pending", "pending")
@@ -96,6 +96,10 @@ async def _decision_reply(turn: Turn, decision: Decision) -> Outcome:
     return Outcome([reply])
 
 
+def _via(turn: Turn) -> ChatAccount:
+    return ChatAccount(turn.inbound.channel, turn.inbound.team_id, turn.inbound.user_id)
+
+
 async def _decide(turn: Turn, request_id: int, *, approve: bool, note: str | None) -> Outcome:
     assert turn.username is not None
     decision = await decide(
@@ -106,8 +110,10 @@ async def _decide(turn: Turn, request_id: int, *, approve: bool, note: str | Non
         approve=approve,
         note=note,
         admins=turn.services.admins,
-        channel=turn.inbound.channel,
+        via=_via(turn),
     )
+    if decision.verdict is Verdict.DECIDED and approve:
+        turn.queued.extend(await queued_for(turn.session, request_id))
     return await _decision_reply(turn, decision)
 
 
@@ -118,10 +124,12 @@ async def start_approval(turn: Turn, request_id: int | None = None) -> Outcome:
     request = await turn.session.get(UnlockRequest, request_id) if request_id is not None else None
     if request is None or request_id is None:
         return Outcome([Reply("admin/decided", {"verdict": Verdict.NOT_FOUND.value}, (PENDING, MENU))])
-    if request.crm_username == turn.username:
+    if await is_own(turn.session, request, admin=turn.username or "", via=_via(turn)):
         return await _decide(turn, request_id, approve=True, note=None)  # refused, and audited, by decide()
+    if request.status != Status.PENDING.value or request.expires_at <= turn.now:
+        return await _decide(turn, request_id, approve=True, note=None)  # says who decided; changes nothing
     reason = LockReason(request.reason) if request.reason in set(LockReason) else LockReason.UNKNOWN
-    if request.kind == "unlock" and turn.services.policy.rule(reason).approver_totp:
+    if request.kind == Kind.UNLOCK and turn.services.policy.rule(reason).approver_totp:
         return Outcome([ask_code("approve")], step="approve_code", data={"request": request_id})
     return await _decide(turn, request_id, approve=True, note=None)
 
@@ -210,8 +218,34 @@ async def invite(turn: Turn, username: str) -> Outcome:
     account = await turn.services.crm.find_account(username)
     if account is None:
         return Outcome([Reply("admin/no_such_user", {"username": username}, (MENU,))])
+    inviter = turn.require_user()
+    if account.username in turn.services.admins:
+        # A second chat account for an admin is a second pair of approving hands: only the CLI, or another
+        # admin with nothing of their own waiting for a decision, may hand one out.
+        refusal = None
+        if account.username == inviter:
+            refusal = "own_account"
+        elif await open_request(turn.session, inviter) is not None:
+            refusal = "open_request"
+        if refusal is not None:
+            await audit.record(
+                turn.session,
+                at=turn.now,
+                actor=turn.actor,
+                action="link_code.refused_for_admin",
+                subject=account.username,
+                details={"by": inviter, "why": refusal},
+            )
+            return Outcome(
+                [Reply("admin/invite_admin_refused", {"username": account.username, "why": refusal}, (MENU,))]
+            )
     issued = await link_codes.issue(
-        turn.session, now=turn.now, username=account.username, by=turn.actor, lifetime=turn.services.link_lifetime
+        turn.session,
+        now=turn.now,
+        username=account.username,
+        by=turn.actor,
+        issuer=inviter,
+        lifetime=turn.services.link_lifetime,
     )
     # The code is shown to the admin once, to pass on; it is not kept with the conversation.
     return Outcome(
@@ -265,6 +299,7 @@ async def on_admin_unlock_code(turn: Turn) -> Outcome:
         expires_at=turn.now,
         decided_at=turn.now,
         decided_by=turn.username,
+        decided_via=turn.account,
         decision_note="unlocked by an admin",
     )
     turn.session.add(request)
@@ -277,7 +312,7 @@ async def on_admin_unlock_code(turn: Turn) -> Outcome:
         subject=username,
         details={"request": request.id},
     )
-    await enqueue(
+    item = await enqueue(
         turn.session,
         now=turn.now,
         request_id=request.id,
@@ -285,6 +320,7 @@ async def on_admin_unlock_code(turn: Turn) -> Outcome:
         payload={"username": username, "steps": [{"action": "unlock"}]},
         key=f"request:{request.id}",
     )
+    turn.queued.append(item.id)
     return Outcome([Reply("admin/unlock_queued", {"username": username, "id": request.id}, (MENU,))])
 
 

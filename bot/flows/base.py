@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock
 from bot.crm.base import CrmBackend
 from bot.errors import NotLinked
+from bot.identity.linking import account_key
 from bot.identity.totp import TotpVerifier
 from bot.knowledge.retrieval import FaqIndex
 from bot.messages import Inbound, Reply
@@ -51,6 +52,13 @@ class Turn:
     username: str | None  # the linked CRM user, if any
     data: dict[str, Any]
     now: datetime
+    # Outbox items this turn queued that the engine runs as soon as the turn has committed.
+    queued: list[int] = field(default_factory=list)
+
+    @property
+    def account(self) -> str:
+        """This chat account (channel, team and user), as decisions and notifications name it."""
+        return account_key(self.inbound.channel, self.inbound.team_id, self.inbound.user_id)
 
     @property
     def actor(self) -> str:

@@ -11,18 +11,28 @@ from bot.flows.menu import MENU, MENU_BUTTONS
 from bot.flows.verification import ask_code, check_code, not_enrolled
 from bot.messages import Button, Reply
 from bot.requests.policy import Path
+from bot.requests.unlock_requests import open_request
 from bot.requests.watches import watch
+from bot.storage.models import UnlockRequest
 
 INCIDENT_WINDOW = timedelta(minutes=10)
 INCIDENT_THRESHOLD = 5
 
 
-def next_buttons(turn: Turn, status: LockStatus, *, evidence_shown: bool) -> tuple[Button, ...]:
+# For someone who is not locked: the troubleshooting path, then the menu.
+NOT_LOCKED_BUTTONS = (Button("sign_in", "cannot_sign_in"), *MENU_BUTTONS)
+
+
+def next_buttons(
+    turn: Turn, status: LockStatus, *, evidence_shown: bool, request: UnlockRequest | None = None
+) -> tuple[Button, ...]:
     """What the person can do after hearing the reason, following the policy for it."""
     assert status.reason is not None
     rule = turn.services.policy.rule(status.reason)
     buttons = []
-    if rule.path is Path.SELF_SERVICE:
+    if request is not None:
+        buttons.append(Button("request_status", "my_request"))  # an unlock is already on its way
+    elif rule.path is Path.SELF_SERVICE:
         buttons.append(Button("unlock", "unlock"))
     elif rule.path is Path.APPROVAL:
         buttons.append(Button("unlock", "request_unlock"))
@@ -35,10 +45,13 @@ def next_buttons(turn: Turn, status: LockStatus, *, evidence_shown: bool) -> tup
 
 
 async def explain(turn: Turn) -> Outcome:
-    status = await turn.services.crm.lock_status(turn.require_user())
+    username = turn.require_user()
+    status = await turn.services.crm.lock_status(username)
     if not status.locked or status.reason is None:
-        return Outcome([Reply("diagnose/not_locked", buttons=MENU_BUTTONS)])
+        return Outcome([Reply("diagnose/not_locked", buttons=NOT_LOCKED_BUTTONS)])
+    request = await open_request(turn.session, username)
     facts = public_facts(status)
+    facts["request"] = described(request) if request is not None else None
     if Capability.LOCK_STATISTICS in turn.services.crm.capabilities:
         recent = await turn.services.crm.locks_since(turn.now - INCIDENT_WINDOW)
         # Many locks at once point to the system, not to the person: say so to everyone who asks.
@@ -47,16 +60,21 @@ async def explain(turn: Turn) -> Outcome:
     reply = Reply(
         "diagnose/explain",
         {"reason": status.reason.value, "locked_at": status.locked_at, "facts": facts},
-        buttons=next_buttons(turn, status, evidence_shown=False),
+        buttons=next_buttons(turn, status, evidence_shown=False, request=request),
     )
     return Outcome([reply])
+
+
+def described(request: UnlockRequest) -> dict[str, object]:
+    """An open request as the card mentions it."""
+    return {"id": request.id, "kind": request.kind, "status": request.status, "expires_at": request.expires_at}
 
 
 async def start_watching(turn: Turn) -> Outcome:
     username = turn.require_user()
     status = await turn.services.crm.lock_status(username)
     if not status.locked or status.reason is None:
-        return Outcome([Reply("diagnose/not_locked", buttons=MENU_BUTTONS)])
+        return Outcome([Reply("diagnose/not_locked", buttons=NOT_LOCKED_BUTTONS)])
     await watch(turn.session, now=turn.now, username=username, reason=status.reason, actor=turn.actor)
     return Outcome([Reply("watch/set", buttons=MENU_BUTTONS)])
 
@@ -73,13 +91,15 @@ async def show_details(turn: Turn) -> Outcome:
     refused = await check_code(turn, step="code")
     if refused is not None:
         return refused
-    status = await turn.services.crm.lock_status(turn.require_user())
+    username = turn.require_user()
+    status = await turn.services.crm.lock_status(username)
     if not status.locked or status.reason is None:
-        return Outcome([Reply("diagnose/not_locked", buttons=MENU_BUTTONS)])
+        return Outcome([Reply("diagnose/not_locked", buttons=NOT_LOCKED_BUTTONS)])
+    request = await open_request(turn.session, username)
     reply = Reply(
         "diagnose/evidence",
         {"reason": status.reason.value, "locked_at": status.locked_at, "evidence": plain(status.evidence)},
-        buttons=next_buttons(turn, status, evidence_shown=True),
+        buttons=next_buttons(turn, status, evidence_shown=True, request=request),
         private=True,  # shown after a code: never repeated from storage without one
     )
     return Outcome([reply])

@@ -24,9 +24,15 @@ TOPIC_FLOWS = {
     "receive-info": "receive",
     "normal-or-abnormal": "normal",
     "maintenance": "maintenance",
+    "request-status": "request_status",
+    "cannot-sign-in": "sign_in",
+    "when-back": "when_back",
+    "impact": "impact",
+    "usage-count": "usage",
+    "system-fault": "fault",
 }
 # These need to know who the person is; for anyone else the general answer is given.
-NEEDS_IDENTITY = frozenset({"why"})
+NEEDS_IDENTITY = frozenset({"why", "request_status", "when_back"})
 
 
 def topic_button(topic_id: str) -> Button:

@@ -1,22 +1,20 @@
-"""Is it my network: a reachability probe from the server, others affected, then the checklist as steps.
+"""Is it my network: first what the person's own lock says, then a probe from the server and the checklist.
 
-The checklist follows the seed: other websites, the router or modem, a VPN,
-another network. It ends by saying where the problem most likely is and, for
-a lock caused by a dropped session, offering the unlock.
+When the CRM already names another reason for the lock (the licence, a fault,
+wrong passwords, ...), the answer says so in one line and offers the checklist
+only as an extra. Otherwise: a reachability probe of the CRM from the server,
+open faults and how many others were locked, then the seed's checklist as
+steps (other websites, the router or modem, a VPN, another network), ending
+with where the problem most likely is and, for a lock caused by a dropped
+session, the unlock.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from bot.crm.base import Capability, LockReason
 from bot.flows.base import Flow, Outcome, Turn
-from bot.flows.facts import plain
 from bot.flows.menu import MENU, MENU_BUTTONS
+from bot.flows.situation import Verdict, Worry, next_step, read_situation, verdict
 from bot.messages import Button, Reply
-from bot.requests.policy import Path
-
-RECENT = timedelta(hours=1)
 
 
 def question(name: str, *buttons: Button) -> Reply:
@@ -27,19 +25,28 @@ ASK_WEB = question("ask_web", Button("net:yes", "yes_loads"), Button("net:no", "
 ASK_VPN = question("ask_vpn", Button("net:yes", "yes"), Button("net:no", "no"))
 FIX_INTERNET = question("fix_internet", Button("net:yes", "works_now"), Button("net:no", "still_not"))
 FIX_VPN = question("fix_vpn", Button("net:yes", "done"))
+CHECK_ANYWAY = Button("net:check", "check_anyway")
 
 
 async def start(turn: Turn) -> Outcome:
-    crm = turn.services.crm
-    probe = await crm.probe() if Capability.PROBE in crm.capabilities else None
-    others = None
-    if Capability.LOCK_STATISTICS in crm.capabilities and (probe is None or probe.reachable):
-        others = await crm.locks_since(turn.now - RECENT)
-    facts = Reply(
-        "network/probe",
-        {"probe": plain(probe), "others_locked": others, "window_minutes": int(RECENT.total_seconds() // 60)},
-    )
-    return Outcome([facts, ASK_WEB], step="web", data={"crm_reachable": bool(probe and probe.reachable)})
+    situation = await read_situation(turn, probe=True, count_others=True)
+    found = verdict(situation, Worry.NETWORK)
+    if found.key == "not_network":
+        buttons = (*next_step(situation), CHECK_ANYWAY, MENU)
+        return Outcome([Reply("network/not_network", found.context(), buttons)], step="offer")
+    return checklist(found)
+
+
+async def on_offer(turn: Turn) -> Outcome:
+    """The person heard it is not their network and wants their connection checked all the same."""
+    return checklist(verdict(await read_situation(turn, probe=True, count_others=True), Worry.NETWORK))
+
+
+def checklist(found: Verdict) -> Outcome:
+    probe = found.facts["probe"]
+    # None: this backend cannot be probed, so the conclusion must claim neither way.
+    reachable = None if probe is None else bool(probe["reachable"])
+    return Outcome([Reply("network/probe", found.context()), ASK_WEB], step="web", data={"crm_reachable": reachable})
 
 
 async def on_web(turn: Turn) -> Outcome:
@@ -66,23 +73,19 @@ async def on_vpn_fixed(turn: Turn) -> Outcome:
 
 async def conclude(turn: Turn) -> Outcome:
     """The person's connection works: say where the problem is, and what to do about the lock."""
-    reachable = bool(turn.data.get("crm_reachable"))
-    if not reachable:
+    if turn.data.get("crm_reachable") is False:
         return Outcome([Reply("network/crm_down", buttons=MENU_BUTTONS)])
-    if turn.username is None:
-        return Outcome([Reply("network/fine", {"locked": False}, MENU_BUTTONS)])
-    status = await turn.services.crm.lock_status(turn.username)
-    if not status.locked or status.reason is None:
-        return Outcome([Reply("network/fine", {"locked": False}, MENU_BUTTONS)])
-    if status.reason is LockReason.NETWORK:
-        rule = turn.services.policy.rule(status.reason)
-        unlock = Button("unlock", "unlock" if rule.path is Path.SELF_SERVICE else "request_unlock")
-        return Outcome([Reply("network/session_dropped", buttons=(unlock, MENU))])
-    return Outcome([Reply("network/fine", {"locked": True}, (Button("why", "why"), MENU))])
+    situation = await read_situation(turn)
+    found = verdict(situation, Worry.NETWORK)
+    context = found.context(probed=turn.data.get("crm_reachable") is True)
+    if found.key == "yours":
+        return Outcome([Reply("network/session_dropped", context, (*next_step(situation), MENU))])
+    buttons = (*next_step(situation), Button("why", "why"), MENU) if situation.locked else (*next_step(situation), MENU)
+    return Outcome([Reply("network/fine", context, buttons)])
 
 
 NETWORK = Flow(
     "network",
     start=start,
-    steps={"web": on_web, "internet": on_internet, "vpn": on_vpn, "vpn_fixed": on_vpn_fixed},
+    steps={"offer": on_offer, "web": on_web, "internet": on_internet, "vpn": on_vpn, "vpn_fixed": on_vpn_fixed},
 )

@@ -1,88 +1,82 @@
-"""The worried questions, answered from what the CRM says right now.
+"""The worried questions, answered for this person first, from their lock and what the CRM says right now.
 
 Is my data safe, can I still receive customer information, is this lock
-normal, when does the maintenance end.
+normal, when does the maintenance end, is the fault fixed, did I use the CRM
+too much, what does this lock cost me. Each answer starts with the line the
+person's own situation gives (``bot.flows.situation``), then the live facts,
+then, only where the situation says nothing, the general answer.
 
 Where the backend cannot tell, the answer says so rather than guessing.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from bot.crm.base import Capability, SystemStatus
 from bot.flows.base import Flow, Outcome, Turn
-from bot.flows.facts import plain
-from bot.flows.menu import MENU, MENU_BUTTONS
+from bot.flows.menu import MENU
+from bot.flows.situation import Worry, next_step, read_situation, verdict
 from bot.messages import Button, Reply
 
-RECENT = timedelta(hours=1)
+WHY = Button("why", "why")
+WATCH = Button("watch", "watch")
 
 
 async def data_safety(turn: Turn) -> Outcome:
-    crm = turn.services.crm
-    system = await crm.system_status() if Capability.SYSTEM_STATUS in crm.capabilities else None
-    reason = None
-    if turn.username is not None and Capability.LOCK_STATUS in crm.capabilities:
-        status = await crm.lock_status(turn.username)
-        reason = status.reason.value if status.locked and status.reason else None
-    context = {
-        "known": system is not None,
-        "last_backup_at": system.last_backup_at if system else None,
-        "writes_paused": system.writes_paused if system else None,
-        "incidents": plain(system.incidents) if system else [],
-        "reason": reason,
-    }
-    return Outcome([Reply("questions/data_safety", context, MENU_BUTTONS)])
-
-
-DATA_SAFETY = Flow("data_safety", start=data_safety)
-
-
-async def system_facts(turn: Turn) -> SystemStatus | None:
-    crm = turn.services.crm
-    return await crm.system_status() if Capability.SYSTEM_STATUS in crm.capabilities else None
+    situation = await read_situation(turn)
+    found = verdict(situation, Worry.DATA)
+    return Outcome([Reply("questions/data_safety", found.context(), (*next_step(situation), MENU))])
 
 
 async def receive_info(turn: Turn) -> Outcome:
-    system = await system_facts(turn)
-    context = {
-        "known": system is not None and system.inbound_channels is not None,
-        "channels": dict(system.inbound_channels or {}) if system else {},
-        "writes_paused": system.writes_paused if system else None,
-    }
-    return Outcome([Reply("questions/receive_info", context, MENU_BUTTONS)])
+    situation = await read_situation(turn)
+    system = situation.system
+    channels = dict(system.inbound_channels or {}) if system is not None else {}
+    context = verdict(situation, Worry.RECEIVE).context(
+        channels_known=system is not None and system.inbound_channels is not None, channels=channels
+    )
+    return Outcome([Reply("questions/receive_info", context, (*next_step(situation), MENU))])
 
 
 async def normal_or_abnormal(turn: Turn) -> Outcome:
-    crm = turn.services.crm
-    system = await system_facts(turn)
-    others = await crm.locks_since(turn.now - RECENT) if Capability.LOCK_STATISTICS in crm.capabilities else None
-    reason = None
-    if turn.username is not None and Capability.LOCK_STATUS in crm.capabilities:
-        status = await crm.lock_status(turn.username)
-        reason = status.reason.value if status.locked and status.reason else None
-        if others and status.locked_at is not None and status.locked_at >= turn.now - RECENT:
-            others -= 1  # "others": the person's own lock is not one of them
-    context = {
-        "system_known": system is not None,
-        "windows": plain(system.maintenance) if system else [],
-        "incidents": plain(system.incidents) if system else [],
-        "others_locked": others,
-        "window_minutes": int(RECENT.total_seconds() // 60),
-        "reason": reason,
-        "now": turn.now,
-    }
-    buttons = (Button("why", "why"), MENU) if reason else MENU_BUTTONS
-    return Outcome([Reply("questions/normal_or_abnormal", context, buttons)])
+    situation = await read_situation(turn, count_others=True)
+    found = verdict(situation, Worry.NORMAL)
+    buttons = (*next_step(situation), WHY, MENU) if situation.locked else (*next_step(situation), MENU)
+    return Outcome([Reply("questions/normal_or_abnormal", found.context(), buttons)])
 
 
 async def maintenance(turn: Turn) -> Outcome:
-    system = await system_facts(turn)
-    context = {"known": system is not None, "windows": plain(system.maintenance) if system else [], "now": turn.now}
-    return Outcome([Reply("questions/maintenance", context, MENU_BUTTONS)])
+    situation = await read_situation(turn)
+    found = verdict(situation, Worry.MAINTENANCE)
+    buttons = (WATCH, MENU) if found.key == "yours" else (*next_step(situation), MENU)
+    return Outcome([Reply("questions/maintenance", found.context(), buttons)])
 
 
+async def system_fault(turn: Turn) -> Outcome:
+    """Is the fault fixed: the open incidents and their status, first the one behind the person's lock."""
+    situation = await read_situation(turn)
+    found = verdict(situation, Worry.FAULT)
+    buttons = (WATCH, Button("data", "data"), MENU) if found.key == "yours" else (*next_step(situation), MENU)
+    return Outcome([Reply("questions/system_fault", found.context(), buttons)])
+
+
+async def usage(turn: Turn) -> Outcome:
+    """Did I use the CRM too much: yes for a rate limit or a trial cap, otherwise what the lock really is."""
+    situation = await read_situation(turn)
+    found = verdict(situation, Worry.USAGE)
+    buttons = (*next_step(situation), WHY, MENU) if situation.locked else (*next_step(situation), MENU)
+    return Outcome([Reply("questions/usage", found.context(), buttons)])
+
+
+async def impact(turn: Turn) -> Outcome:
+    """What the lock costs: for this person, how soon they can be back; then how the cost is kept small."""
+    situation = await read_situation(turn)
+    found = verdict(situation, Worry.IMPACT)
+    return Outcome([Reply("questions/impact", found.context(), (*next_step(situation), MENU))])
+
+
+DATA_SAFETY = Flow("data_safety", start=data_safety)
 RECEIVE_INFO = Flow("receive_info", start=receive_info)
 NORMAL_OR_ABNORMAL = Flow("normal_or_abnormal", start=normal_or_abnormal)
 MAINTENANCE = Flow("maintenance", start=maintenance)
+SYSTEM_FAULT = Flow("system_fault", start=system_fault)
+USAGE = Flow("usage", start=usage)
+IMPACT = Flow("impact", start=impact)

@@ -17,10 +17,11 @@ from bot.flows.menu import CANCEL, MENU, MENU_BUTTONS
 from bot.flows.verification import ask_code, check_code, not_enrolled
 from bot.messages import Button, Reply
 from bot.requests import audit
-from bot.requests.approvals import cancel
+from bot.requests.approvals import approve_self_service, cancel
 from bot.requests.notifications import notify_once_a_day
 from bot.requests.policy import Path, self_service_refusal
-from bot.requests.unlock_requests import file_request, open_request
+from bot.requests.unlock_requests import Kind, file_request, open_request
+from bot.storage.models import UnlockRequest
 
 MAX_ANSWER = 200
 
@@ -32,8 +33,7 @@ async def start(turn: Turn) -> Outcome:
         return Outcome([Reply("diagnose/not_locked", buttons=MENU_BUTTONS)])
     pending = await open_request(turn.session, username)
     if pending is not None:
-        buttons = (Button(f"withdraw:{pending.id}", "withdraw"), MENU) if pending.status == "pending" else (MENU,)
-        return Outcome([Reply("unlock/already_requested", {"id": pending.id, "status": pending.status}, buttons)])
+        return already_in_progress(pending)
     rule = turn.services.policy.rule(status.reason)
     if rule.path is Path.NONE:
         notified = await tell_admins_about(turn, status)
@@ -50,6 +50,13 @@ async def start(turn: Turn) -> Outcome:
     if not await turn.services.totp.is_enrolled(turn.session, username):
         return not_enrolled()
     return Outcome([ask_code("unlock")], step="code")
+
+
+def already_in_progress(pending: UnlockRequest) -> Outcome:
+    if pending.kind == Kind.SELF_SERVICE:
+        return Outcome([Reply("unlock/in_progress", {"id": pending.id}, (MENU,))])
+    buttons = (Button(f"withdraw:{pending.id}", "withdraw"), MENU) if pending.status == "pending" else (MENU,)
+    return Outcome([Reply("unlock/already_requested", {"id": pending.id, "status": pending.status}, buttons)])
 
 
 # Locks nobody lifts one by one, but that someone must act on: the licence, the trial, a fault.
@@ -155,28 +162,23 @@ async def act(turn: Turn, status: LockStatus, *, answers: dict[str, Any]) -> Out
             "trust_ip": answers.get("trust_ip"),
         }
         return Outcome([Reply("unlock/requested", context, (Button(f"withdraw:{request.id}", "withdraw"), MENU))])
-    await self_service_unlock(turn, status)
-    buttons = [MENU]
-    if status.reason is LockReason.FAILED_PASSWORD and Capability.RESET_PASSWORD in turn.services.crm.capabilities:
-        buttons.insert(0, Button("reset_password", "reset_password"))
-    return Outcome([Reply("unlock/done", {"reason": status.reason.value}, tuple(buttons))])
-
-
-async def self_service_unlock(turn: Turn, status: LockStatus) -> None:
-    username = turn.require_user()
-    # One key per lock (or per attempt when the CRM gives no lock time): never two unlocks for one lock.
-    key = f"self:{username}:{(status.locked_at or turn.now).isoformat()}"
-    # The audit event is written first and the CRM called last, so a CRM failure rolls the turn back
-    # (code, audit and all); only a failed commit after a successful unlock could go unrecorded.
-    await audit.record(
+    pending = await open_request(turn.session, username)
+    if pending is not None:  # a code typed twice, or a second chat account at the same time
+        return already_in_progress(pending)
+    # The unlock is recorded and queued with the code that was just used up, and carried out by the outbox
+    # once this turn has committed: a slow CRM can neither lose it nor make it happen twice.
+    request, item = await approve_self_service(
         turn.session,
-        at=turn.now,
-        actor=turn.actor,
-        action="unlock.self_service",
-        subject=username,
-        details={"reason": status.reason.value if status.reason else None, "idempotency_key": key},
+        now=turn.now,
+        username=username,
+        reason=status.reason.value,
+        # One key per lock (or per attempt when the CRM gives no lock time): never two unlocks for one lock.
+        lock_key=(status.locked_at or turn.now).isoformat(),
+        channel=turn.inbound.channel,
+        requester=turn.inbound.user_id,
     )
-    await turn.services.crm.unlock(username, idempotency_key=key)
+    turn.queued.append(item.id)
+    return Outcome([Reply("unlock/working", {"id": request.id}, (MENU,))])
 
 
 async def reset_password(turn: Turn) -> Outcome:

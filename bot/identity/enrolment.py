@@ -1,13 +1,15 @@
 """TOTP enrolment: a new secret per CRM user, shown once as a QR code, active after a first code.
 
 The secret has 160 bits (RFC 4226's recommendation), the ``otpauth://`` URI
-names the configured issuer and the account, with a 30-second period and 6
-digits. The QR code goes out as a PNG for chat apps and as text for terminals.
+names the configured issuer and the account, the algorithm, the 30-second
+period and the 6 digits, all spelled out rather than left to each app's
+defaults. The QR code goes out as a PNG for chat apps and as text for terminals.
 """
 
 from __future__ import annotations
 
 import io
+from urllib.parse import quote, urlencode
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +22,7 @@ from bot.messages import Image
 from bot.requests.notifications import notify
 
 SECRET_LENGTH = 32  # base32 characters: 160 bits
+ALGORITHM = "SHA1"  # what pyotp computes, and what RFC 6238 apps support everywhere
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +37,20 @@ class Provisioning:
         return "Provisioning(<secret hidden>)"
 
 
+def otpauth_uri(secret: str, *, account: str, issuer: str) -> str:
+    """The Key URI of Google Authenticator's format, with every parameter written out."""
+    # pyotp leaves out digits and period when they equal the defaults; an app that assumes other
+    # defaults would then show codes the bot never accepts.
+    label = f"{quote(issuer, safe='')}:{quote(account, safe='')}"
+    query = urlencode(
+        {"secret": secret, "issuer": issuer, "algorithm": ALGORITHM, "digits": DIGITS, "period": PERIOD},
+        quote_via=quote,
+    )
+    return f"otpauth://totp/{label}?{query}"
+
+
 def provisioning(secret: str, *, account: str, issuer: str) -> Provisioning:
-    uri = pyotp.TOTP(secret, digits=DIGITS, interval=PERIOD).provisioning_uri(name=account, issuer_name=issuer)
+    uri = otpauth_uri(secret, account=account, issuer=issuer)
     qr = segno.make(uri, error="m")
     png = io.BytesIO()
     qr.save(png, kind="png", scale=6, border=4)

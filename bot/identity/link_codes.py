@@ -61,9 +61,19 @@ def new_code() -> str:
 
 
 async def issue(
-    session: AsyncSession, *, now: datetime, username: str, by: str, lifetime: timedelta = DEFAULT_LIFETIME
+    session: AsyncSession,
+    *,
+    now: datetime,
+    username: str,
+    by: str,
+    issuer: str | None = None,
+    lifetime: timedelta = DEFAULT_LIFETIME,
 ) -> IssuedCode:
-    """A new code for ``username``; earlier unused codes for that user stop working."""
+    """A new code for ``username``; earlier unused codes for that user stop working.
+
+    ``issuer`` is the CRM user of the admin who asked in chat (``None`` from the CLI); the account bound
+    with the code remembers it, so that admin can never decide their own request through it.
+    """
     await session.execute(
         update(LinkCode)
         .where(LinkCode.crm_username == username, LinkCode.used_at.is_(None), LinkCode.expires_at > now)
@@ -73,7 +83,14 @@ async def issue(
     code = new_code()
     expires_at = now + lifetime
     session.add(
-        LinkCode(code_hash=code_hash(code), crm_username=username, created_by=by, created_at=now, expires_at=expires_at)
+        LinkCode(
+            code_hash=code_hash(code),
+            crm_username=username,
+            created_by=by,
+            issuer_username=issuer,
+            created_at=now,
+            expires_at=expires_at,
+        )
     )
     await session.flush()
     await audit.record(session, at=now, actor=by, action="link_code.issued", subject=username)
@@ -97,7 +114,14 @@ async def redeem(
         await audit.record(session, at=now, actor=actor, action="link_code.refused", subject=actor)
         return None
     identity = await link(
-        session, now=now, channel=channel, team_id=team_id, user_id=user_id, username=row.crm_username, by=actor
+        session,
+        now=now,
+        channel=channel,
+        team_id=team_id,
+        user_id=user_id,
+        username=row.crm_username,
+        by=actor,
+        invited_by=row.issuer_username,
     )
     await session.execute(
         update(LinkCode)

@@ -1,4 +1,8 @@
-"""Which CRM user a chat account belongs to."""
+"""Which CRM user a chat account belongs to.
+
+A new binding is announced to the accounts the CRM user already had, so a
+person learns at once when someone else linked a chat account in their name.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.requests import audit
+from bot.requests.notifications import notify
 from bot.storage.models import ChatIdentity, Conversation
 
 
@@ -21,10 +26,31 @@ async def linked_username(session: AsyncSession, channel: str, team_id: str, use
     )
 
 
+def account_key(channel: str, team_id: str, user_id: str) -> str:
+    """One chat account, as notifications and decisions name it."""
+    return f"{channel}:{team_id}:{user_id}"
+
+
 async def link(
-    session: AsyncSession, *, now: datetime, channel: str, team_id: str, user_id: str, username: str, by: str
+    session: AsyncSession,
+    *,
+    now: datetime,
+    channel: str,
+    team_id: str,
+    user_id: str,
+    username: str,
+    by: str,
+    invited_by: str | None = None,
 ) -> ChatIdentity:
-    """Bind the chat account to ``username`` (replacing an earlier binding) and audit it."""
+    """Bind the chat account to ``username`` (replacing an earlier binding), audit it and tell the others.
+
+    ``invited_by`` is the CRM user who issued the link code, if an admin did in chat.
+    """
+    earlier = [
+        i
+        for i in await identities_of(session, username)
+        if (i.channel, i.team_id, i.platform_user_id) != (channel, team_id, user_id)
+    ]
     identity = await session.scalar(
         select(ChatIdentity).where(
             ChatIdentity.channel == channel,
@@ -38,6 +64,7 @@ async def link(
     identity.crm_username = username
     identity.linked_at = now
     identity.linked_by = by
+    identity.invited_by = invited_by
     await session.flush()
     await audit.record(
         session,
@@ -45,8 +72,18 @@ async def link(
         actor=by,
         action="identity.linked",
         subject=username,
-        details={"channel": channel, "team": team_id, "user": user_id},
+        details={"channel": channel, "team": team_id, "user": user_id, "invited_by": invited_by},
     )
+    if earlier:
+        # Said to the accounts the person already had, never to the new one: if this was not them, they know.
+        await notify(
+            session,
+            now=now,
+            usernames=[username],
+            template="identity/new_link",
+            context={"channel": channel, "at": now.isoformat()},
+            not_for=account_key(channel, team_id, user_id),
+        )
     return identity
 
 

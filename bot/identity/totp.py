@@ -5,8 +5,9 @@ Each step is accepted at most once per CRM user: the accepted step is stored
 and any step at or below it is refused, by one conditional UPDATE, so two
 parallel submissions of one code give exactly one success. Failures are
 counted per CRM user across every channel; after ``max_failures`` the user is
-refused for a back-off that doubles with each lock-out, and only a successful
-verification (audited) clears the count.
+refused for a back-off that doubles with each lock-out. A lock-out does not
+clear the count, so the first wrong code after it locks again at once, for
+longer; only a right code (audited) clears the count and the back-off.
 """
 
 from __future__ import annotations
@@ -204,10 +205,11 @@ class TotpVerifier:
         wait = timedelta(
             seconds=min(self._settings.lockout_seconds * 2 ** int(lockouts or 0), self._settings.lockout_max_seconds)
         )
+        # failed_attempts stays where it is: the tries were used up, and waiting does not earn new ones.
         await session.execute(
             update(TotpEnrolment)
             .where(TotpEnrolment.crm_username == username)
-            .values(failed_attempts=0, lockouts=TotpEnrolment.lockouts + 1, locked_until=now + wait)
+            .values(lockouts=TotpEnrolment.lockouts + 1, locked_until=now + wait)
             .execution_options(synchronize_session=False)
         )
         await audit.record(

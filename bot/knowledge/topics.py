@@ -16,9 +16,24 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from bot.errors import ConfigError
 from bot.knowledge.reasons import Text, TextList
 
-# An action starts a flow instead of (or after) showing the answer text.
+# An action names the flow that answers a topic from the person's own facts; ``bot/flows/faq.py`` maps each to
+# its flow, and a topic whose action has no flow there is answered with its written text.
 ACTIONS = frozenset(
-    {"why-locked", "unlock-steps", "data-safety", "network", "receive-info", "normal-or-abnormal", "maintenance"}
+    {
+        "why-locked",
+        "unlock-steps",
+        "data-safety",
+        "network",
+        "receive-info",
+        "normal-or-abnormal",
+        "maintenance",
+        "impact",
+        "usage-count",
+        "system-fault",
+        "request-status",
+        "cannot-sign-in",
+        "when-back",
+    }
 )
 
 # The topics the product promises; more may be added, none of these removed.

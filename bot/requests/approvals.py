@@ -15,14 +15,28 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.identity.linking import account_key
 from bot.requests import audit
 from bot.requests.notifications import notify
 from bot.requests.outbox import enqueue
-from bot.requests.unlock_requests import Status
-from bot.storage.models import UnlockRequest
+from bot.requests.unlock_requests import UNLOCKS, Kind, Status
+from bot.storage.models import ChatIdentity, OutboxItem, UnlockRequest
+
+
+@dataclass(frozen=True, slots=True)
+class ChatAccount:
+    """The chat account a decision came from."""
+
+    channel: str
+    team_id: str
+    user_id: str
+
+    @property
+    def key(self) -> str:
+        return account_key(self.channel, self.team_id, self.user_id)
 
 
 class Verdict(StrEnum):
@@ -58,7 +72,7 @@ class Decision:
 
 def crm_steps(request: UnlockRequest) -> list[dict[str, str]]:
     """The CRM actions an approved request stands for, in order."""
-    if request.kind != "unlock":
+    if request.kind not in UNLOCKS:
         return []
     steps = []
     ip = request.answers.get("trust_ip")
@@ -66,6 +80,24 @@ def crm_steps(request: UnlockRequest) -> list[dict[str, str]]:
         steps.append({"action": "add_trusted_ip", "ip": str(ip)})
     steps.append({"action": "unlock"})
     return steps
+
+
+async def is_own(session: AsyncSession, request: UnlockRequest, *, admin: str, via: ChatAccount) -> bool:
+    """Whether deciding ``request`` as ``admin`` from ``via`` would be the requester deciding for themselves.
+
+    By name, or through a chat account bound with a link code the requester issued: whatever CRM user
+    such an account stands for, the requester's hand is on it.
+    """
+    if request.crm_username == admin:
+        return True
+    inviter = await session.scalar(
+        select(ChatIdentity.invited_by).where(
+            ChatIdentity.channel == via.channel,
+            ChatIdentity.team_id == via.team_id,
+            ChatIdentity.platform_user_id == via.user_id,
+        )
+    )
+    return inviter is not None and inviter == request.crm_username
 
 
 async def decide(
@@ -77,22 +109,27 @@ async def decide(
     approve: bool,
     note: str | None,
     admins: Collection[str],
-    channel: str,
+    via: ChatAccount,
 ) -> Decision:
-    actor = f"{channel}:{admin}"
+    """Decide a pending request as ``admin``, pressing from the chat account ``via``.
+
+    The decision records the chat account as well as the CRM name. A chat account that the requester had
+    linked (with a link code they issued) never decides their request, whoever it claims to be.
+    """
+    actor = via.key
     if admin not in admins:
         return Decision(Verdict.NOT_ADMIN)
     request = await session.get(UnlockRequest, request_id)
     if request is None:
         return Decision(Verdict.NOT_FOUND)
-    if request.crm_username == admin:
+    if await is_own(session, request, admin=admin, via=via):
         await audit.record(
             session,
             at=now,
             actor=actor,
             action="request.own_decision_refused",
-            subject=admin,
-            details={"request": request_id},
+            subject=request.crm_username,
+            details={"request": request_id, "admin": admin},
         )
         return Decision(Verdict.OWN_REQUEST, request)
     status = Status.APPROVED if approve else Status.DENIED
@@ -104,7 +141,14 @@ async def decide(
             UnlockRequest.expires_at > now,
             UnlockRequest.crm_username != admin,
         )
-        .values(status=status.value, decided_at=now, decided_by=admin, decision_note=note, updated_at=now)
+        .values(
+            status=status.value,
+            decided_at=now,
+            decided_by=admin,
+            decided_via=actor,
+            decision_note=note,
+            updated_at=now,
+        )
         .execution_options(synchronize_session=False)
     )
     await session.refresh(request)
@@ -118,7 +162,7 @@ async def decide(
         actor=actor,
         action=f"request.{status.value}",
         subject=request.crm_username,
-        details={"request": request.id, "note": note},
+        details={"request": request.id, "note": note, "admin": admin},
     )
     if approve and request.kind == "unlock":
         await enqueue(
@@ -145,6 +189,62 @@ async def decide(
     )
     await session.refresh(request)
     return Decision(Verdict.DECIDED, request)
+
+
+async def approve_self_service(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    username: str,
+    reason: str,
+    lock_key: str,
+    channel: str,
+    requester: str,
+) -> tuple[UnlockRequest, OutboxItem]:
+    """The person proved who they are and policy lets them unlock themselves: record it and queue the unlock.
+
+    The intent, the audit event and the outbox row are written in the caller's transaction (with the code
+    that was just used up), before the CRM is asked anything. The outbox then unlocks exactly once, however
+    slow the CRM is, and tells the person how it went. ``lock_key`` names the lock being lifted, so one lock
+    is never unlocked twice.
+    """
+    request = UnlockRequest(
+        kind=Kind.SELF_SERVICE.value,
+        crm_username=username,
+        reason=reason,
+        evidence={},
+        answers={},
+        status=Status.APPROVED.value,
+        channel=channel,
+        requester_user_id=requester,
+        created_at=now,
+        updated_at=now,
+        expires_at=now,
+        decided_at=now,
+        decided_by=None,
+        decided_via=f"{channel}:{requester}",
+        decision_note="self-service",
+    )
+    session.add(request)
+    await session.flush()
+    key = f"self:{username}:{lock_key}"
+    await audit.record(
+        session,
+        at=now,
+        actor=f"{channel}:{requester}",
+        action="unlock.self_service",
+        subject=username,
+        details={"request": request.id, "reason": reason, "idempotency_key": key},
+    )
+    item = await enqueue(
+        session,
+        now=now,
+        request_id=request.id,
+        action="execute_request",
+        payload={"username": username, "steps": crm_steps(request), "expect_reason": reason},
+        key=key,
+    )
+    return request, item
 
 
 async def cancel(session: AsyncSession, *, now: datetime, request_id: int, username: str, actor: str) -> bool:

@@ -1,9 +1,11 @@
-"""The work that time and decisions leave behind: expiry, reminders, the outbox, and lock watches.
+"""The work that time and decisions leave behind: expiry, reminders, the outbox, lock watches, the audit anchor.
 
 ``tick`` does one round and is safe to call from any number of processes;
 ``run`` repeats it until stopped. Channels call neither: the process that
 runs the channels does (``unlockbot chat`` after every turn, ``serve`` on a
-timer), so the engine stays free of background work.
+timer), so the engine stays free of background work. Given the audit trail,
+each round also checks the events written since the anchor and moves the
+anchor on, and once a day one process sends the trail's head to the admins.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import logging
 from bot.clock import Clock
 from bot.config import RequestSettings
 from bot.crm.base import CrmBackend
+from bot.requests.anchor import AuditTrail, keep_anchor, post_head
+from bot.requests.audit import ChainReport
 from bot.requests.outbox import OutboxWorker
 from bot.requests.reminders import expire_due, remind_admins
 from bot.requests.watches import check_watches
@@ -34,6 +38,7 @@ class Housekeeper:
         *,
         admins: tuple[str, ...],
         escalation: tuple[str, ...],
+        audit: AuditTrail | None = None,
     ) -> None:
         self._db = database
         self._outbox = outbox
@@ -42,6 +47,8 @@ class Housekeeper:
         self._settings = settings
         self._admins = admins
         self._escalation = escalation
+        self._audit = audit
+        self._anchor_problems: tuple[str, ...] = ()
 
     async def tick(self) -> None:
         now = self._clock.now()
@@ -53,6 +60,24 @@ class Housekeeper:
         await self._outbox.run_once()
         async with self._db.session() as session, session.begin():
             await check_watches(session, now=now, crm=self._crm)
+        if self._audit is not None:
+            report = await keep_anchor(self._db, self._audit, now=now)
+            self._log_anchor_problems(report)
+            async with self._db.session() as session, session.begin():
+                await post_head(session, now=now, admins=self._admins, report=report)
+
+    def _log_anchor_problems(self, report: ChainReport) -> None:
+        # Each round finds the same break again until someone looks: say it once, not every few seconds.
+        problems = tuple(
+            f"audit event {p.event_id}: {p.problem}" if p.event_id is not None else p.problem for p in report.problems
+        )
+        if problems and problems != self._anchor_problems:
+            log.error(
+                "the audit trail does not match its anchor, which stays where it was (run `unlockbot audit "
+                "verify`): %s",
+                "; ".join(problems),
+            )
+        self._anchor_problems = problems
 
     async def run(self, stop: asyncio.Event, *, interval: float = 5.0) -> None:
         while not stop.is_set():

@@ -7,32 +7,57 @@ it before anything else at the person's next turn on any channel.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.messages import Reply
+from bot.messages import Button, Reply
 from bot.requests import audit
 from bot.storage.models import AuditEvent, Notification
 
 
 async def notify(
-    session: AsyncSession, *, now: datetime, usernames: Iterable[str], template: str, context: dict[str, Any]
+    session: AsyncSession,
+    *,
+    now: datetime,
+    usernames: Iterable[str],
+    template: str,
+    context: dict[str, Any],
+    buttons: Sequence[Button] = (),
+    not_for: str | None = None,
 ) -> None:
+    """Keep something to tell each of ``usernames``; ``buttons`` come with it, ``not_for`` never receives it."""
+    offered = [[b.action, b.label] for b in buttons]
     for username in usernames:
-        session.add(Notification(crm_username=username, template=template, context=context, created_at=now))
+        session.add(
+            Notification(
+                crm_username=username,
+                template=template,
+                context=context,
+                buttons=offered,
+                not_for=not_for,
+                created_at=now,
+            )
+        )
     await session.flush()
 
 
-async def take_pending(session: AsyncSession, *, now: datetime, username: str) -> list[tuple[int, Reply]]:
-    """The undelivered notifications of ``username``, oldest first, with their ids; marked as delivered."""
+async def take_pending(session: AsyncSession, *, now: datetime, username: str, account: str) -> list[tuple[int, Reply]]:
+    """The undelivered notifications of ``username`` for chat ``account``, oldest first, with their ids.
+
+    They are marked as delivered; a notification meant for the person's other accounts stays waiting.
+    """
     pending = list(
         await session.scalars(
             select(Notification)
-            .where(Notification.crm_username == username, Notification.delivered_at.is_(None))
+            .where(
+                Notification.crm_username == username,
+                Notification.delivered_at.is_(None),
+                or_(Notification.not_for.is_(None), Notification.not_for != account),
+            )
             .order_by(Notification.id)
         )
     )
@@ -48,7 +73,11 @@ async def take_pending(session: AsyncSession, *, now: datetime, username: str) -
             .execution_options(synchronize_session=False)
         )
     )
-    return [(n.id, Reply(n.template, n.context)) for n in pending if n.id in claimed]
+    return [
+        (n.id, Reply(n.template, n.context, tuple(Button(action, label) for action, label in n.buttons or ())))
+        for n in pending
+        if n.id in claimed
+    ]
 
 
 async def requeue(session: AsyncSession, ids: Iterable[int]) -> None:

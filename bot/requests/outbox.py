@@ -19,15 +19,18 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
-from bot.crm.base import CrmBackend, LockReason
+from bot.crm.base import Capability, CrmBackend, LockReason
 from bot.errors import CrmError, CrmUnavailable
+from bot.messages import Button
 from bot.requests import audit
 from bot.requests.notifications import notify
-from bot.requests.unlock_requests import Status
+from bot.requests.unlock_requests import Kind, Status
 from bot.storage.db import Database
 from bot.storage.models import OutboxItem, UnlockRequest
 
 log = logging.getLogger(__name__)
+
+MENU = Button("menu", "menu")
 
 LEASE = timedelta(minutes=2)
 MAX_BACKOFF = timedelta(minutes=10)
@@ -42,6 +45,15 @@ async def enqueue(
     session.add(item)
     await session.flush()
     return item
+
+
+async def queued_for(session: AsyncSession, request_id: int) -> list[int]:
+    """The outbox rows of a request that are still waiting to run."""
+    return list(
+        await session.scalars(
+            select(OutboxItem.id).where(OutboxItem.request_id == request_id, OutboxItem.status == "pending")
+        )
+    )
 
 
 class OutboxWorker:
@@ -61,13 +73,23 @@ class OutboxWorker:
             handled += 1
         return handled
 
-    async def _claim(self, limit: int) -> list[int]:
+    async def run_items(self, item_ids: Collection[int]) -> int:
+        """Claim and run these rows now, if they are still due (another worker may have taken them)."""
+        handled = 0
+        for item_id in await self._claim(len(item_ids), only=item_ids):
+            await self._run(item_id)
+            handled += 1
+        return handled
+
+    async def _claim(self, limit: int, only: Collection[int] | None = None) -> list[int]:
         now = self._clock.now()
         due = or_(
             (OutboxItem.status == "pending") & (OutboxItem.available_at <= now),
             # Claimed by a worker that died before finishing: the lease has run out.
             (OutboxItem.status == "claimed") & (OutboxItem.claimed_at < now - LEASE),
         )
+        if only is not None:
+            due = due & OutboxItem.id.in_(list(only))
         async with self._db.session() as session, session.begin():
             query = select(OutboxItem.id).where(due).order_by(OutboxItem.id).limit(limit)
             if self._db.dialect == "postgresql":
@@ -125,6 +147,30 @@ class OutboxWorker:
             else:
                 raise CrmError(f"unknown request step {step['action']!r}")
 
+    async def _tell_self_service_outcome(self, session: AsyncSession, request: UnlockRequest, *, ok: bool) -> None:
+        """The person who unlocked themselves hears how it went, with the next step (a password reset)."""
+        if not ok:
+            await notify(
+                session,
+                now=self._clock.now(),
+                usernames=[request.crm_username],
+                template="unlock/failed",
+                context={"id": request.id},
+                buttons=(MENU,),
+            )
+            return
+        buttons = [MENU]
+        if request.reason == LockReason.FAILED_PASSWORD.value and Capability.RESET_PASSWORD in self._crm.capabilities:
+            buttons.insert(0, Button("reset_password", "reset_password"))
+        await notify(
+            session,
+            now=self._clock.now(),
+            usernames=[request.crm_username],
+            template="unlock/done",
+            context={"reason": request.reason},
+            buttons=buttons,
+        )
+
     async def _mark_request(self, request_id: int | None, status: Status) -> None:
         if request_id is None:
             return
@@ -174,13 +220,17 @@ class OutboxWorker:
                 subject=request.crm_username,
                 details={"request": request.id, "error": error},
             )
-            await notify(
-                session,
-                now=now,
-                usernames=[request.crm_username],
-                template="requests/carried_out",
-                context={"id": request.id, "ok": ok},
-            )
+            if request.kind == Kind.SELF_SERVICE:
+                await self._tell_self_service_outcome(session, request, ok=ok)
+            else:
+                await notify(
+                    session,
+                    now=now,
+                    usernames=[request.crm_username],
+                    template="requests/carried_out",
+                    context={"id": request.id, "ok": ok},
+                    buttons=(MENU,),
+                )
             if not ok:
                 await notify(
                     session,

@@ -32,21 +32,23 @@ class Path(StrEnum):
 class Rule:
     path: Path
     totp: bool
-    approver_totp: bool = False  # the approving admin gives their own code too
+    # The approving admin gives their own code too: the default wherever an admin approves, so a chat
+    # account alone (borrowed, or linked behind the admin's back) cannot approve.
+    approver_totp: bool = False
 
 
 DEFAULTS: Mapping[LockReason, Rule] = {
     LockReason.FAILED_PASSWORD: Rule(Path.SELF_SERVICE, totp=True),
-    LockReason.UNUSUAL_IP: Rule(Path.APPROVAL, totp=True),
+    LockReason.UNUSUAL_IP: Rule(Path.APPROVAL, totp=True, approver_totp=True),
     LockReason.LICENSE_EXPIRED: Rule(Path.NONE, totp=False),
-    LockReason.SEAT_LIMIT: Rule(Path.APPROVAL, totp=True),
+    LockReason.SEAT_LIMIT: Rule(Path.APPROVAL, totp=True, approver_totp=True),
     LockReason.SYSTEM_FAULT: Rule(Path.NONE, totp=False),
     LockReason.POLICY_VIOLATION: Rule(Path.APPROVAL, totp=True, approver_totp=True),
     LockReason.NETWORK: Rule(Path.SELF_SERVICE, totp=True),
     LockReason.RATE_LIMIT: Rule(Path.SELF_SERVICE, totp=True),
     LockReason.TRIAL_LIMIT: Rule(Path.NONE, totp=False),
     LockReason.MAINTENANCE: Rule(Path.NONE, totp=False),
-    LockReason.UNKNOWN: Rule(Path.APPROVAL, totp=True),
+    LockReason.UNKNOWN: Rule(Path.APPROVAL, totp=True, approver_totp=True),
 }
 
 
@@ -57,8 +59,9 @@ class UnlockPolicy:
         rules = dict(DEFAULTS)
         for reason, rule in (overrides or {}).items():
             code = LockReason(reason)
-            approver_totp = DEFAULTS[code].approver_totp if rule.approver_totp is None else rule.approver_totp
-            rules[code] = Rule(Path(rule.path), rule.totp, approver_totp)
+            path = Path(rule.path)
+            approver_totp = path is Path.APPROVAL if rule.approver_totp is None else rule.approver_totp
+            rules[code] = Rule(path, rule.totp, approver_totp)
         self._rules = rules
 
     def rule(self, reason: LockReason) -> Rule:

@@ -18,6 +18,16 @@ from bot.storage.models import UnlockRequest
 DEFAULT_LIFETIME = timedelta(hours=24)
 
 
+class Kind(StrEnum):
+    UNLOCK = "unlock"  # an unlock that policy gives to an admin
+    SELF_SERVICE = "self_service"  # an unlock the person earned with a code: born approved, run by the outbox
+    HELP = "help"  # a question handed to a person
+
+
+# Kinds that unlock the account: one of them at a time per person.
+UNLOCKS = (Kind.UNLOCK, Kind.SELF_SERVICE)
+
+
 class Status(StrEnum):
     PENDING = "pending"
     APPROVED = "approved"
@@ -33,10 +43,14 @@ OPEN = (Status.PENDING, Status.APPROVED, Status.EXECUTING)
 
 
 async def open_request(session: AsyncSession, username: str) -> UnlockRequest | None:
-    """The person's request that is still in progress, if any (one at a time)."""
+    """The person's unlock that is still in progress, if any (one at a time); questions do not count."""
     return await session.scalar(
         select(UnlockRequest)
-        .where(UnlockRequest.crm_username == username, UnlockRequest.status.in_([s.value for s in OPEN]))
+        .where(
+            UnlockRequest.crm_username == username,
+            UnlockRequest.status.in_([s.value for s in OPEN]),
+            UnlockRequest.kind.in_([k.value for k in UNLOCKS]),
+        )
         .order_by(UnlockRequest.id.desc())
         .limit(1)
     )

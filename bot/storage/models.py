@@ -54,6 +54,8 @@ class Conversation(Base):
     offered: Mapped[list[Any]] = mapped_column(default=list)  # button actions the person may press now
     prompt: Mapped[str] = mapped_column(Text, default="[]")  # the last replies, to repeat on resume
     updated_at: Mapped[datetime]
+    # When this chat account last gave a right code: a follow-up action within the grace period needs no other.
+    verified_at: Mapped[datetime | None]
 
 
 class ChatIdentity(Base):
@@ -68,6 +70,9 @@ class ChatIdentity(Base):
     crm_username: Mapped[str] = mapped_column(String(128), index=True)
     linked_at: Mapped[datetime]
     linked_by: Mapped[str] = mapped_column(String(128))
+    # The CRM user who issued the link code this account was bound with (None: the CLI or the platform's word),
+    # so nobody approves their own request through an account they had linked to another admin.
+    invited_by: Mapped[str | None] = mapped_column(String(128))
 
 
 class LinkCode(Base):
@@ -78,6 +83,7 @@ class LinkCode(Base):
     code_hash: Mapped[str] = mapped_column(String(128), unique=True)
     crm_username: Mapped[str] = mapped_column(String(128))
     created_by: Mapped[str] = mapped_column(String(128))
+    issuer_username: Mapped[str | None] = mapped_column(String(128))  # the admin's CRM user; None from the CLI
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
@@ -121,6 +127,7 @@ class UnlockRequest(Base):
     expires_at: Mapped[datetime]
     decided_at: Mapped[datetime | None]
     decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_via: Mapped[str | None] = mapped_column(String(160))  # the chat account that pressed (channel:user)
     decision_note: Mapped[str | None] = mapped_column(Text)
     executed_at: Mapped[datetime | None]
     result: Mapped[str | None] = mapped_column(Text)
@@ -148,7 +155,10 @@ class OutboxItem(Base):
 
 
 class AuditEvent(Base):
-    """An append-only record of a state change; each row carries the hash of the one before."""
+    """An append-only record of a state change; each row carries the hash of the one before.
+
+    The database refuses to change rows (a trigger, from migration 0003); ``bot.requests.audit`` signs them.
+    """
 
     __tablename__ = "audit_events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -159,6 +169,8 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Which audit key signed the hash (an HMAC); None for events written before there was a key.
+    key_id: Mapped[str | None] = mapped_column(String(16))
 
 
 class RequestCard(Base):
@@ -194,6 +206,9 @@ class Notification(Base):
     crm_username: Mapped[str] = mapped_column(String(128), index=True)
     template: Mapped[str] = mapped_column(String(64))
     context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    buttons: Mapped[list[Any]] = mapped_column(default=list)  # [action, label] pairs offered with it
+    # A chat account (channel:team:user) that must not receive it: the new account a link notice is about.
+    not_for: Mapped[str | None] = mapped_column(String(256))
     created_at: Mapped[datetime]
     delivered_at: Mapped[datetime | None]
 

@@ -14,7 +14,6 @@ import asyncio
 import os
 import random
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -30,7 +29,7 @@ from bot.crm.keycloak import KeycloakCrm
 from bot.crm.resilient import BreakerState, ResilientCrm
 from bot.errors import CrmUnavailable
 from bot.identity.linking import link
-from bot.requests.approvals import Verdict, decide
+from bot.requests.approvals import ChatAccount, Verdict, decide
 from bot.requests.outbox import OutboxWorker
 from bot.requests.unlock_requests import file_request
 from bot.storage.models import Notification, OutboxItem, UnlockRequest
@@ -40,9 +39,8 @@ from tests.fakes import crm_section, serving
 from tests.fakes.keycloak import FakeKeycloak, keycloak_settings
 
 SHORT = 0.3  # seconds: the time limit of one call in these tests
-# What a busy CI machine may add around a call (database work, the event loop), so "at once" stays
-# distinguishable from "after a hang" without failing on a loaded machine.
-SLACK = 2.0
+# A time limit no refusal comes near, however busy the machine: what happens before it is "at once".
+LONG = 60.0
 THRESHOLD = 4
 COOL_DOWN = timedelta(seconds=30)
 
@@ -56,43 +54,42 @@ async def realm(clock: ManualClock) -> AsyncIterator[FakeKeycloak]:
         yield fake
 
 
-@pytest.fixture
-async def crm(realm: FakeKeycloak, clock: ManualClock) -> AsyncIterator[ResilientCrm]:
-    backend = KeycloakCrm(KeycloakSettings.model_validate(keycloak_settings(realm)), clock, timeout=SHORT)
-    wrapped = ResilientCrm(
+def resilient(realm: FakeKeycloak, clock: ManualClock, *, timeout: float) -> ResilientCrm:
+    backend = KeycloakCrm(KeycloakSettings.model_validate(keycloak_settings(realm)), clock, timeout=timeout)
+    return ResilientCrm(
         backend,
         clock,
-        timeout=SHORT,
+        timeout=timeout,
         retries=2,
         backoff=0.001,
         failure_threshold=THRESHOLD,
         cool_down=COOL_DOWN,
         rng=random.Random(7),
     )
+
+
+@pytest.fixture
+async def crm(realm: FakeKeycloak, clock: ManualClock) -> AsyncIterator[ResilientCrm]:
+    wrapped = resilient(realm, clock, timeout=SHORT)
     yield wrapped
     await wrapped.aclose()
-
-
-async def timed(call: Awaitable[object]) -> tuple[BaseException | None, float]:
-    started = time.perf_counter()
-    try:
-        await call
-    except Exception as exc:
-        return exc, time.perf_counter() - started
-    return None, time.perf_counter() - started
 
 
 # --- each kind of outage on a single call ----------------------------------------------------------------------
 
 
 async def test_a_crm_refusing_connections_is_reported_unavailable_at_once(
-    realm: FakeKeycloak, crm: ResilientCrm
+    realm: FakeKeycloak, clock: ManualClock
 ) -> None:
+    crm = resilient(realm, clock, timeout=LONG)
     await realm.stop()
-    error, took = await timed(crm.lock_status("ann"))
-    assert isinstance(error, CrmUnavailable)
-    assert "could not be reached" in str(error)
-    assert took < SHORT  # no waiting for the time limit: a refusal is known at once
+    try:
+        with pytest.raises(CrmUnavailable, match="could not be reached"):
+            await crm.lock_status("ann")
+    finally:
+        await crm.aclose()
+    # All three tries were refused well inside the time limit: a refusal is known at once, never waited for.
+    assert crm.breaker.failures == 3
 
 
 async def test_a_hanging_crm_is_reported_unavailable_when_the_time_limit_runs_out(
@@ -100,9 +97,12 @@ async def test_a_hanging_crm_is_reported_unavailable_when_the_time_limit_runs_ou
 ) -> None:
     await crm.find_account("ann")  # signed in while it answered
     realm.set_mode("hang")
-    error, took = await timed(crm.lock_status("ann"))
-    assert isinstance(error, CrmUnavailable)
-    assert SHORT * 0.9 <= took < SHORT + 0.5  # retries never stretch the promise
+    realm.requests.clear()
+    with pytest.raises(CrmUnavailable, match="did not answer"):  # the time limit ran out
+        await crm.lock_status("ann")
+    # Retries never stretch the promise: the one try used up the time limit, and no second one was sent.
+    assert len(realm.requests) == 1
+    assert crm.breaker.failures == 1
 
 
 async def test_lookups_are_retried_but_an_unlock_is_tried_once(realm: FakeKeycloak, crm: ResilientCrm) -> None:
@@ -141,11 +141,9 @@ async def test_the_breaker_opens_after_failures_in_a_row_and_stops_asking(
             await crm.lock_status("bob")
     assert crm.breaker.state is BreakerState.OPEN
     asked = len(realm.requests)
-    error, took = await timed(crm.lock_status("bob"))
-    assert isinstance(error, CrmUnavailable)
-    assert "asking again after" in str(error)
-    assert took < 0.05
-    assert len(realm.requests) == asked
+    with pytest.raises(CrmUnavailable, match="asking again after"):
+        await crm.lock_status("bob")
+    assert len(realm.requests) == asked  # refused at once, without asking the CRM
     reach = await crm.probe()
     assert reach.reachable is False
     assert len(realm.requests) == asked
@@ -214,7 +212,7 @@ async def approved_unlock(app: App, username: str) -> int:
             approve=True,
             note=None,
             admins=("sam", "tina"),
-            channel="console",
+            via=ChatAccount("console", "", "sam"),
         )
     assert decision.verdict is Verdict.DECIDED
     return request.id
@@ -267,15 +265,15 @@ async def test_an_approved_unlock_waits_out_the_outage_and_is_carried_out_once(
     worker = OutboxWorker(app.database, crm, clock, admins=("sam", "tina"))
     come_back = await OUTAGES[outage](realm)
 
-    started = time.perf_counter()
     assert await worker.run_once() == 1
-    assert time.perf_counter() - started < SHORT + SLACK
     async with app.database.session() as session:
         item = await session.scalar(select(OutboxItem))
         request = await session.get(UnlockRequest, request_id)
     assert item is not None
     assert request is not None
     assert (item.status, request.status) == ("pending", "executing")
+    assert item.attempts == 1  # one try, given up on within its time limit, and why
+    assert item.last_error
     assert item.available_at > clock.now()
     assert realm.is_locked("bob") is (outage != "late")
     assert await worker.run_once() == 0  # waiting out its back-off
@@ -339,10 +337,11 @@ async def test_the_person_hears_plainly_that_the_crm_is_not_answering(
         await bob.start()
 
         realm.set_mode("hang")
-        started = time.perf_counter()
+        realm.requests.clear()
         said = await bob.press("why")
         assert "I can't reach the CRM right now" in said.text
-        assert time.perf_counter() - started < SHORT + SLACK
+        # Told after one time limit: the turn gave up on its first unanswered request and asked nothing more.
+        assert len(realm.requests) == 1
 
         realm.set_mode("up")
         said = await bob.press("why")
@@ -376,6 +375,7 @@ async def test_crm_check_prints_the_backend_what_it_can_do_and_whether_it_answer
     tmp_path: Path, realm: FakeKeycloak
 ) -> None:
     config = tmp_path / "unlockbot.toml"
+    (tmp_path / "data").mkdir()
     config.write_text(
         f"""
 [bot]

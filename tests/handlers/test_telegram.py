@@ -8,6 +8,8 @@ Telegram users do: private chats for employees, a group for the admins.
 from __future__ import annotations
 
 import asyncio
+import io
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -26,7 +28,10 @@ from bot.errors import ConfigError
 from bot.handlers.telegram import TelegramChannel, event_key, locale_hint
 from bot.handlers.telegram_buttons import MAX_CALLBACK_DATA, ButtonTokens, Holder, Press
 from bot.handlers.telegram_text import MAX_MESSAGE, as_html, split_message
+from bot.identity.link_codes import canonical
 from bot.identity.linking import link
+from bot.logs import configure as configure_logging
+from bot.logs import secrets_of
 from bot.serve import configured_channels, serve
 from bot.storage.models import Conversation, TotpEnrolment, UnlockRequest
 from tests.fakes.telegram_api import FakeBotApi, FakeUser, Person
@@ -173,6 +178,65 @@ async def test_a_newcomer_gets_the_qr_code_as_a_protected_photo_and_it_goes_when
     assert alice.said[-1].deleted
 
 
+# -- nothing secret in the log, even at -vv ----------------------------------------------------
+
+
+def absent(secret: str, log: str) -> bool:
+    """``secret`` is nowhere in ``log``; a code counts only on its own, not inside a longer number."""
+    if secret.isdigit():
+        return re.search(rf"(?<!\d){secret}(?!\d)", log) is None
+    return secret not in log
+
+
+async def test_at_debug_level_no_token_code_or_secret_reaches_the_log(
+    app: App, api: FakeBotApi, clock: ManualClock
+) -> None:
+    """Enrolment, an unlock and a webhook registration with every library logging its payloads."""
+    stream = io.StringIO()
+    logs = configure_logging(2, stream=stream)
+    used: list[str] = [api.token, api.token.split(":")[1], WEBHOOK_SECRET]
+    try:
+        use_telegram(app, api)
+        logs.add_secrets(secrets_of(app.settings))
+        assert app.settings.security.secret_key is not None
+        used.append(app.settings.security.secret_key.get_secret_value())
+        channel = TelegramChannel(app, poll_timeout=timedelta(seconds=1))
+        await channel.start()
+        try:
+            async with app.database.session() as session, session.begin():
+                await session.execute(delete(TotpEnrolment).where(TotpEnrolment.crm_username == "alice"))
+            invitation = await admin.invite(app, "alice", by="test")
+            used += [invitation.issued.code, canonical(invitation.issued.code)]
+            alice = Person(api, ALICE)
+            await alice.says(f"/start {invitation.issued.code}", expect="Scan this QR code")
+            async with app.database.session() as session:
+                stored = await session.get(TotpEnrolment, "alice")
+            assert stored is not None
+            assert app.box is not None
+            secret = app.box.decrypt(stored.secret_ciphertext)
+            used += [secret, pyotp.TOTP(secret).at(clock.now())]
+            await alice.says(used[-1], expect="")
+            await api.wait_for(lambda: any(m.photo is not None and m.deleted for m in api.messages.values()))
+            clock.advance(timedelta(seconds=30))  # a code is accepted once: the next one is the next step's
+            await alice.says("unlock me", expect="6-digit code")
+            used.append(pyotp.TOTP(secret).at(clock.now()))
+            await alice.says(used[-1], expect="Done: your CRM account is unlocked.")
+        finally:
+            await channel.stop()
+        use_telegram(app, api, mode="webhook", secret_token=WEBHOOK_SECRET, webhook_url="https://bot.example.com")
+        hooked = TelegramChannel(app)
+        await hooked.start()
+        await hooked.stop()
+        assert api.called("setWebhook")[0].params["secret_token"] == WEBHOOK_SECRET
+    finally:
+        logs.close()
+    log = stream.getvalue()
+    assert "getUpdates" in log  # the libraries did log their requests
+    assert "Scan this QR code" in log  # and their payloads
+    for secret in used:
+        assert absent(secret, log), f"{secret!r} is in the log"
+
+
 # -- long answers, limits and redelivery ---------------------------------------------------------
 
 
@@ -309,7 +373,11 @@ async def test_sam_approves_bob_from_the_group_and_bob_is_told(
     await channel.deliver()
     assert len([m for m in api.chat(ADMIN_GROUP) if f"#{request_id}" in m.text]) == 1  # posted once
 
-    await sam.presses(card, "批准", expect=f"Approved: request #{request_id} for bob", reply_in=ADMIN_GROUP)
+    before = api.last_message_id
+    api.press(SAM, card, "批准")
+    await api.reply_in(SAM.id, "approve this request", after=before)  # the approver's own code, asked privately
+    await sam.says(await code(app, "sam"), expect=f"Approved: request #{request_id} for bob")
+    await channel.deliver()
     await api.wait_for(lambda: "由 sam" in card.text, what="the card redrawn")
     assert "批准" in card.text
     assert "等待处理" not in card.text

@@ -117,3 +117,47 @@ async def test_an_enrolment_never_shows_its_secret(app: App) -> None:
         enrolment = await session.get(TotpEnrolment, "alice")
     assert "secret" not in repr(enrolment).lower() or demo.demo_secret("alice") not in repr(enrolment)
     assert "hidden" in repr(app.box)
+
+
+async def test_a_lockout_does_not_hand_out_fresh_tries(app: App, clock: ManualClock) -> None:
+    for _ in range(4):
+        assert await verify(app, "000000") is Outcome.WRONG
+    assert await verify(app, "000000") is Outcome.THROTTLED
+    clock.advance(timedelta(seconds=61))
+    # The lock-out is over, but the guesses before it still count: one more wrong code locks again, for longer.
+    async with app.database.session() as session, session.begin():
+        again = await app.totp.verify(session, "alice", "000000", actor="test")
+    assert again.outcome is Outcome.THROTTLED
+    assert again.lockout_started
+    assert again.retry_after == timedelta(seconds=120)
+    assert again.attempts_left is None
+    clock.advance(timedelta(seconds=121))
+    # Only a right code clears the count: after it, a wrong one is the first of five again.
+    assert await verify(app, await demo.current_code(app, "alice")) is Outcome.OK
+    async with app.database.session() as session, session.begin():
+        fresh = await app.totp.verify(session, "alice", "000000", actor="test")
+    assert fresh.outcome is Outcome.WRONG
+    assert fresh.attempts_left == 4
+
+
+def test_the_enrolment_uri_names_the_period_and_the_digits() -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from bot.identity.enrolment import provisioning
+
+    uri = provisioning(demo.demo_secret("kim"), account="kim", issuer="Acme CRM").uri
+    parts = urlsplit(uri)
+    assert (parts.scheme, parts.netloc) == ("otpauth", "totp")
+    assert parts.path == "/Acme%20CRM:kim"
+    query = parse_qs(parts.query)
+    assert query["secret"] == [demo.demo_secret("kim")]
+    assert query["issuer"] == ["Acme CRM"]
+    assert query["period"] == ["30"]
+    assert query["digits"] == ["6"]
+    assert query["algorithm"] == ["SHA1"]
+    # What an authenticator app builds from the URI gives the codes the bot expects.
+    parsed = pyotp.parse_uri(uri)
+    assert isinstance(parsed, pyotp.TOTP)
+    assert parsed.interval == 30
+    assert parsed.digits == 6
+    assert parsed.now() == pyotp.TOTP(demo.demo_secret("kim")).now()

@@ -14,7 +14,7 @@ from bot.config import Settings
 from bot.crm.base import LockReason
 from bot.crm.sql import SqlCrm
 from bot.crm.sql_schema import CrmAdminAction, CrmUser
-from bot.requests.approvals import Verdict, decide
+from bot.requests.approvals import ChatAccount, Verdict, decide
 from bot.requests.outbox import LEASE, OutboxWorker
 from bot.requests.unlock_requests import file_request
 from bot.storage.models import OutboxItem, UnlockRequest
@@ -46,7 +46,7 @@ async def approve(app: App, request_id: int, admin: str) -> Verdict:
             approve=True,
             note=None,
             admins=("sam", "tina"),
-            channel="console",
+            via=ChatAccount("console", "", admin),
         )
         return decision.verdict
 

@@ -56,6 +56,8 @@ async def test_sam_approves_bob_in_another_console_and_bob_is_unlocked_with_the_
     assert 'working from "Chengdu"' in said.text
     assert "Approving also adds 198.51.100.23" in said.text
     said = await sam.press(f"approve:{request_id}")
+    assert said.asks_secret  # approving an unlock takes the approver's own code
+    said = await sam.say(await code(app, "sam"))
     assert f"Approved: request #{request_id} for bob" in said.text
     assert "Approved by sam at" in said.text
     assert "Approve" not in said.labels  # the decided card has no buttons
@@ -138,7 +140,7 @@ async def test_non_admins_cannot_decide_by_button_or_by_typing(app: App) -> None
     said = await kim.press_action(f"approve:{request_id}")
     assert "isn't one of the options" in said.text
     said = await kim.say(f"approve {request_id}")
-    assert "Approved" not in said.text  # read as a question, not as a command
+    assert f"Approved: request #{request_id}" not in said.text  # read as a question, not as a command
     said = await kim.say("pending")
     assert "Unlock request" not in said.text
     async with app.database.session() as session:
@@ -154,6 +156,7 @@ async def test_the_second_admin_is_told_who_decided(app: App) -> None:
     await sam.say("pending")
     await tina.say("pending")
     await sam.press(f"approve:{request_id}")
+    await sam.say(await code(app, "sam"))
     said = await tina.press(f"approve:{request_id}")
     assert f"Request #{request_id} was already approved by sam" in said.text
     await app.housekeeper.tick()

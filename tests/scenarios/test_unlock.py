@@ -33,7 +33,7 @@ async def test_alice_unlocks_herself_with_a_code(app: App) -> None:
     assert not await locked(app, "alice")
     async with app.database.session() as session:
         actions = list(await session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
-    assert actions[-2:] == ["totp.verified", "unlock.self_service"]
+    assert actions[-3:] == ["totp.verified", "unlock.self_service", "request.executed"]
 
 
 async def test_a_wrong_code_is_refused_and_changes_nothing(app: App) -> None:

@@ -1,0 +1,406 @@
+"""Cutting text in either language into the content words the FAQ index matches on.
+
+Chinese is cut into words with jieba, English is lower-cased, stripped of function words and stemmed
+(Snowball); a message that mixes both ("我的account被lock了") is cut run by run, each in its own way, so both
+languages' vocabulary applies. The words of one synonym group (``knowledge/synonyms.yaml``) count as one word.
+
+A question is read more forgivingly than a topic: chat shorthand is spelled out first (``Shorthand``), an
+English word the index does not know is corrected to a near one it does (``Speller``), and Chinese
+characters jieba cannot place in a known word are tried against the known words that differ from them by one
+character ("锁丁" -> "锁定", "密吗" -> "密码"), the usual result of picking the wrong character of the same sound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import tempfile
+import unicodedata
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import snowballstemmer
+import yaml
+
+from bot.errors import ConfigError
+from bot.knowledge.wording import Shorthand, Speller, normalise
+from bot.language import HAN_RUN, is_han
+
+with warnings.catch_warnings():
+    # jieba 0.42 has invalid escape sequences in regular strings, which Python warns about while compiling it,
+    # and may import the deprecated pkg_resources. Neither matters to us; keep both out of the log and of
+    # test runs that turn warnings into errors.
+    for category in (DeprecationWarning, PendingDeprecationWarning, SyntaxWarning, UserWarning):
+        warnings.simplefilter("ignore", category)
+    import jieba
+
+log = logging.getLogger(__name__)
+
+# jieba's dictionary is cut down to words at least this frequent, plus our own vocabulary (see below).
+DICTIONARY_MIN_FREQUENCY = 30
+
+_LATIN_WORD = re.compile(r"[a-z0-9]+")
+_CONTRACTION = re.compile(r"(?<=[a-z])(n't|'s|'m|'re|'ve|'ll|'d)\b")
+# A wrong character is looked for in pieces of this many characters: the length of most Chinese words.
+_REPAIR_LENGTHS = (2, 3, 4)
+
+
+def _word_set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Words that name no topic. Question words that do choose a topic ("why", "when", "为什么") are not here: the
+# synonyms map them instead.
+STOP_EN = _word_set(
+    """
+    a about above against all am an and any are as at be because been before being below between both
+    but by can could did do does doing don done down during each either else ever every few for from further get
+    gets getting got had has have having he her here hers herself him himself his how however i if in into is it
+    its itself just let like lol me might mine more most must my myself need needs no nor not now of off ok on once
+    only or other our ours ourselves out over own please pls plz really same shall she should so some such than
+    thank thanks that the their theirs them themselves then there these they this those through thx to too today
+    under until up us very was we were what whats where which while who whom whose will with would you
+    your yours yourself yourselves hi hey hello right still also even actually anyone anything something someone
+    since via s m re ve ll d t cannot okay yeah yes um uh oh hmm well sure maybe probably already never lot bit
+    kind sort think know want wanted tell say said see give make made go going went thing things stuff way guys folks
+    morning afternoon evening tonight yesterday tomorrow week weekend currently recently ago soon find take takes
+    took help keep keeps kept ran come comes coming everything nothing anybody somebody able put happen seem seems
+    anyway say says show shows showing shown display displays displayed new another one two three good
+    four five six seven eight nine ten
+    """
+)
+STOP_ZH = _word_set(
+    """
+    的 了 吗 呢 吧 啊 呀 哦 嘛 么 哈 啦 嗯 我 我的 你 您 他 她 它 我们 你们 他们 是 在 就 都 也 还 又 和 与 及 跟 对 把
+    给 让 这 那 这个 那个 这是 有 会 能 可以 要 想 啥 什么 怎么 怎么办 怎样 如何 哪 一下 一个 请 麻烦 帮 帮我 是不是
+    会不会 能不能 可不可以 有没有 还是 或者 但是 可是 因为 所以 如果 就是 只是 已经 刚才 刚刚 现在 突然 到底 得 地
+    着 过 被 个 下 上 里 中 去 来 说 该 咋 咋整 咋办 怎么样 为 从 到 等 很 太 挺 好 没 不 嘞 哟 诶 喂 谁 其他 自己
+    不会 会儿 一直 今天 明天 昨天 早上 上午 下午 晚上 今晚 时候 事 事情 东西 知道 觉得 看 看看 告诉 问 请问 你好 谢谢
+    一些 有些 这些 那些 之类 什么样 怎么弄 怎么搞 能否 是否 可否 需要 这次 这样 那样 一样 还有 然后 结果 而且 的话
+    些 才 呗 哪些 多少 几 点 儿 啥子 咱 咱们 大概 可能 应该 真的 真 特别 非常 比较 一点 有点 才能 这种 那种 一声
+    完全 那边 这边 哪个 最近 之前 以前 刚 老 总是 总 还能 能够 提示 显示 做 干 弄 搞 算 问题 情况 一下子 不能 不了
+    啊啊 呃 唉 哎 哎呀 嘿 么么 不 不行 行 好的 好吧 是的 对的 对吧
+    """
+)
+
+Synonyms = tuple[tuple[str, ...], ...]
+
+
+def load_synonyms(path: Path) -> Synonyms:
+    """Read ``synonyms.yaml``: groups of words that mean the same here. A missing file means no synonyms."""
+    if not path.exists():
+        return ()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    groups = raw.get("groups") if isinstance(raw, dict) else None
+    if not isinstance(groups, list):
+        raise ConfigError(f"{path}: expected `groups:` with a list of word groups")
+    seen: dict[str, int] = {}
+    result: list[tuple[str, ...]] = []
+    for number, group in enumerate(groups, start=1):
+        if not isinstance(group, list) or len(group) < 2:
+            raise ConfigError(f"{path}: group {number}: expected a list of at least two words, got {group!r}")
+        words: list[str] = []
+        for word in group:
+            if not isinstance(word, str) or not word.strip():
+                raise ConfigError(f"{path}: group {number}: every word must be non-empty text, got {word!r}")
+            key = normalise(word).strip()
+            if seen.get(key, number) != number:
+                raise ConfigError(f"{path}: group {number}: {word!r} is already in group {seen[key]}")
+            seen[key] = number
+            words.append(key)
+        result.append(tuple(words))
+    return tuple(result)
+
+
+def load_core(path: Path, synonyms: Synonyms) -> frozenset[str]:
+    """The index terms of the groups ``synonyms.yaml`` lists under ``core:`` (each named by its first word)."""
+    if not path.exists():
+        return frozenset()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    names = raw.get("core", []) if isinstance(raw, dict) else []
+    if not isinstance(names, list):
+        raise ConfigError(f"{path}: core: expected a list of group names, got {names!r}")
+    heads = {group[0] for group in synonyms}
+    core: set[str] = set()
+    for name in names:
+        key = normalise(str(name)).strip()
+        if key not in heads:
+            raise ConfigError(f"{path}: core: {name!r} is not the first word of any group")
+        core.add(group_term(key))
+    return frozenset(core)
+
+
+def group_term(head: str) -> str:
+    """The index term every word of the synonym group starting with ``head`` stands for."""
+    return "~" + head
+
+
+# --- segmentation -----------------------------------------------------------------------------------------------
+
+
+def _common_words_dictionary() -> Path | None:
+    """jieba's dictionary without its rare words, written once to the temporary folder beside jieba's own cache.
+
+    The full dictionary takes about a second to load even from jieba's cache; its common words, with our
+    vocabulary added on top, cut questions just as well and load in a fraction of that.
+    """
+    source = Path(jieba.__file__).with_name("dict.txt")
+    try:
+        stamp = f"{jieba.__version__}-{source.stat().st_size}-{DICTIONARY_MIN_FREQUENCY}"
+        name = f"unlockbot-jieba-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}.txt"
+        target = Path(tempfile.gettempdir()) / name
+        if target.exists():
+            return target
+        kept: list[str] = []
+        with source.open(encoding="utf-8") as lines:
+            for line in lines:
+                word, frequency, *_ = line.split(" ")
+                if int(frequency) >= DICTIONARY_MIN_FREQUENCY:
+                    kept.append(f"{word} {frequency}\n")
+        scratch = target.with_name(f"{name}.{os.getpid()}")
+        scratch.write_text("".join(kept), encoding="utf-8")
+        scratch.replace(target)
+    except (OSError, ValueError) as exc:
+        log.warning("cannot prepare the Chinese word list (%s); loading jieba's full dictionary instead", exc)
+        return None
+    return target
+
+
+def _chinese_tokenizer() -> jieba.Tokenizer:
+    # jieba logs its progress at DEBUG level, loudly; an operator does not want it in the log.
+    jieba.setLogLevel(logging.WARNING)
+    dictionary = _common_words_dictionary()
+    tokenizer = jieba.Tokenizer() if dictionary is None else jieba.Tokenizer(str(dictionary))
+    tokenizer.initialize()
+    return tokenizer
+
+
+_STEMMER = snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=8192)
+def stem(word: str) -> str:
+    return str(_STEMMER.stemWord(word))
+
+
+def english_words(text: str) -> list[str]:
+    """The Latin words of ``text`` (already lower-case), with "can't" read as "cannot" and "isn't" as "is not"."""
+    text = text.replace("’", "'").replace("can't", "cannot").replace("won't", "will not")
+    return _LATIN_WORD.findall(_CONTRACTION.sub(lambda m: " not" if m.group(1) == "n't" else " ", text))
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One content word of a text and the index terms it stands for (its synonym group, or itself and its parts).
+
+    ``corrected`` marks a word read as another (a typo or a wrong character), ``text`` being what was meant.
+    """
+
+    text: str
+    terms: tuple[str, ...]
+    corrected: bool = False
+
+
+class Analyzer:
+    """Turns text in either language into content words and index terms, the same way for topics and questions.
+
+    ``keywords`` are taught to jieba so that it cuts them out whole; ``texts`` (every text the index is built
+    from) are the known words a question's typos are corrected towards.
+    """
+
+    def __init__(
+        self,
+        synonyms: Synonyms,
+        keywords: Iterable[str] = (),
+        texts: Iterable[str] = (),
+        shorthand: Shorthand | None = None,
+    ) -> None:
+        self._shorthand = shorthand or Shorthand.none()
+        self._chinese = _chinese_tokenizer()
+        self._chinese_words: dict[str, str] = {}
+        self._english_phrases: dict[tuple[str, ...], str] = {}
+        english: list[str] = []
+        for group in synonyms:
+            canonical = group_term(group[0])
+            for word in group:
+                if is_han(word):
+                    self._chinese_words[word] = canonical
+                    self._teach(word)
+                else:
+                    words = english_words(word)
+                    english += words
+                    stems = tuple(stem(w) for w in words)
+                    if stems:
+                        self._english_phrases[stems] = canonical
+        self._longest_phrase = max((len(p) for p in self._english_phrases), default=1)
+        keywords = [normalise(keyword) for keyword in keywords]
+        for keyword in keywords:
+            self._teach(keyword)
+        texts = [*keywords, *(normalise(text) for text in texts)]
+        # What a question's words are checked and corrected against: every word a topic or a synonym uses.
+        chinese_known: dict[str, int] = {}
+        for text in texts:
+            english += english_words(text)
+            for run in HAN_RUN.findall(text):
+                for word in self._chinese.cut(run, HMM=False):
+                    if len(word) in _REPAIR_LENGTHS and word not in STOP_ZH:
+                        chinese_known[word] = chinese_known.get(word, 0) + 1
+        for word in self._chinese_words:
+            if len(word) in _REPAIR_LENGTHS:
+                chinese_known[word] = chinese_known.get(word, 0) + 1
+        self._speller = Speller([*english, *STOP_EN, *self._shorthand.words])
+        self._known_stems = frozenset(stem(word) for word in english)
+        self._chinese_known = chinese_known
+        # "锁?" -> [锁定, 锁住, ...]: the known words with one character blanked out, for finding a wrong character.
+        self._one_off: dict[str, list[str]] = {}
+        for word in chinese_known:
+            for position in range(len(word)):
+                self._one_off.setdefault(word[:position] + "?" + word[position + 1 :], []).append(word)
+
+    def _teach(self, word: str) -> None:
+        # A keyword or synonym jieba does not know is added so that it is cut out whole ("网断了", "登不上").
+        if len(word) >= 2 and is_han(word) and not self._chinese.FREQ.get(word):
+            self._chinese.add_word(word)
+
+    def units(self, text: str, *, forgiving: bool = True) -> list[Unit]:
+        """The content words of ``text`` in order, each with its index terms.
+
+        ``forgiving`` reads it as a person's message: shorthand spelled out and typos corrected. Topic texts
+        are read as written.
+        """
+        text = normalise(text)
+        if forgiving:
+            text = self._shorthand.expand(text)
+        units: list[Unit] = []
+        start = 0
+        # English inside Chinese ("CRM登不上") and Chinese inside English are each cut their own way.
+        for run in HAN_RUN.finditer(text):
+            units += self._english_units(text[start : run.start()], forgiving)
+            units += self._chinese_units(run.group(), forgiving)
+            start = run.end()
+        units += self._english_units(text[start:], forgiving)
+        return units
+
+    def terms(self, text: str) -> list[str]:
+        """The index terms of a topic text, read as written."""
+        return [term for unit in self.units(text, forgiving=False) for term in unit.terms]
+
+    def expand(self, text: str) -> str:
+        """``text`` normalised, with its shorthand spelled out: what the character layer compares."""
+        return self._shorthand.expand(normalise(text))
+
+    # --- Chinese ---------------------------------------------------------------------------------------------
+
+    def _chinese_units(self, text: str, forgiving: bool) -> Iterator[Unit]:
+        # Without jieba's HMM, characters it cannot place stay single instead of being glued into a new "word".
+        words: list[tuple[str, bool]] = [(word, False) for word in self._chinese.cut(text, HMM=False)]
+        if forgiving:
+            words = self._repair(words)
+        for word, corrected in words:
+            if word in STOP_ZH:
+                continue
+            canonical = self._chinese_words.get(word)
+            if canonical:
+                yield Unit(word, (canonical,), corrected)
+                continue
+            terms = [word]
+            # The parts of a long word are terms too, as in jieba's search mode: 锁定原因 also means 锁定, 原因.
+            for size in (2, 3):
+                for begin in range(len(word) - size + 1):
+                    part = word[begin : begin + size]
+                    if part != word and part not in STOP_ZH and self._chinese.FREQ.get(part):
+                        terms.append(self._chinese_words.get(part, part))
+            yield Unit(word, tuple(terms), corrected)
+
+    def _known_chinese(self, word: str) -> bool:
+        return word in self._chinese_words or word in self._chinese_known
+
+    def _repair(self, words: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+        """Replace pieces holding a character jieba could not place by the known word one character away."""
+        stray = [len(w) == 1 and w not in STOP_ZH and not self._known_chinese(w) for w, _ in words]
+        if not any(stray):
+            return words
+        repaired: list[tuple[str, bool]] = []
+        index = 0
+        while index < len(words):
+            found = self._repair_at(words, stray, index)
+            if found is None:
+                repaired.append(words[index])
+                index += 1
+            else:
+                word, end = found
+                repaired.append((word, True))
+                index = end
+        return repaired
+
+    def _repair_at(self, words: list[tuple[str, bool]], stray: list[bool], begin: int) -> tuple[str, int] | None:
+        # The longest piece starting here that holds a stray character, no known word, and exactly one known
+        # word (or one synonym group) one character away.
+        for end in range(len(words), begin, -1):
+            pieces = [word for word, _ in words[begin:end]]
+            if len("".join(pieces)) not in _REPAIR_LENGTHS or not any(stray[begin:end]):
+                continue
+            if any(len(word) > 1 and self._known_chinese(word) for word in pieces):
+                continue
+            meant = self._one_character_away(pieces)
+            if meant is not None:
+                return meant, end
+        return None
+
+    def _one_character_away(self, pieces: list[str]) -> str | None:
+        piece = "".join(pieces)
+        # Which of the pieces each character came from: what stays unchanged must hold more than function
+        # words, or "讲个" would become "几个" and "年会" "我会".
+        owner = [number for number, word in enumerate(pieces) for _ in word]
+        candidates = {
+            word
+            for position in range(len(piece))
+            for word in self._one_off.get(piece[:position] + "?" + piece[position + 1 :], ())
+            if word != piece
+            and any(pieces[n] not in STOP_ZH for n in {owner[p] for p in range(len(piece)) if p != position})
+        }
+        if not candidates:
+            return None
+        meanings = {self._chinese_words.get(word, word) for word in candidates}
+        if len(meanings) == 1:
+            return max(candidates, key=lambda word: (self._chinese_known.get(word, 0), word))
+        # Several meanings: take the clearly most used one, else leave the text alone rather than guess.
+        ranked = sorted(candidates, key=lambda word: self._chinese_known.get(word, 0), reverse=True)
+        first, second = (self._chinese_known.get(word, 0) for word in ranked[:2])
+        return ranked[0] if first >= 2 * second + 2 else None
+
+    # --- English ---------------------------------------------------------------------------------------------
+
+    def _english_units(self, text: str, forgiving: bool) -> Iterator[Unit]:
+        words = english_words(text)
+        corrected = [False] * len(words)
+        if forgiving:
+            for position, word in enumerate(words):
+                meant = None if stem(word) in self._known_stems else self._speller.correct(word)
+                if meant is not None:
+                    words[position], corrected[position] = meant, True
+        stems = [stem(word) for word in words]
+        index = 0
+        while index < len(words):
+            for size in range(min(self._longest_phrase, len(words) - index), 0, -1):
+                canonical = self._english_phrases.get(tuple(stems[index : index + size]))
+                if canonical:
+                    yield Unit(" ".join(words[index : index + size]), (canonical,), any(corrected[index : index + size]))
+                    index += size
+                    break
+            else:
+                word, word_stem = words[index], stems[index]
+                if word not in STOP_EN and not word.isdigit() and len(word) > 1:
+                    yield Unit(word, (word_stem,), corrected[index])
+                index += 1

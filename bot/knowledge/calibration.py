@@ -1,0 +1,262 @@
+"""Choosing the FAQ confidence rule's numbers by cross-validation on our own questions.
+
+    .venv/bin/python -m bot.knowledge.calibration [--tune tests/data/faq_tune.yaml] [--folds 10]
+
+The questions a rule is judged on:
+
+- **the topics' example questions**, in ``--folds`` folds: each fold is read by an index built from the topics
+  without that fold's questions (and a spell checker that has never seen them), so no question is ranked
+  against itself, which would make every rule look perfect;
+- **the tuning fold** (``tests/data/faq_tune.yaml``): in-domain questions with their topic, including typos,
+  shorthand and mixed language, and off-topic lines; read by the full index, which has never seen them.
+
+A rule scores, per language and then averaged: the share of in-domain questions it answers with the right
+topic, minus the share it answers wrongly, minus half the share it calls off-topic, plus one and a half times
+the share of off-topic lines it refuses, plus a quarter of the share it recognises as off-topic. Wrong
+answers cost more than "not sure", and answering an off-topic line costs most.
+
+The numbers are found by coordinate search over a small grid, starting from the current defaults. How well
+that choice generalises is measured the honest way: the tuning items are split in five, the search is run on
+four parts and scored on the fifth, in turn. The held-out fold (``tests/data/faq_holdout.yaml``) is never
+read here. Paste the chosen numbers into ``ConfidenceRule``'s defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from bot.knowledge.analysis import load_core, load_synonyms
+from bot.knowledge.reasons import TextList
+from bot.knowledge.retrieval import LOCALES, ConfidenceRule, FaqIndex, Reading
+from bot.knowledge.topics import Topic, load_topics
+from bot.knowledge.wording import Shorthand
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# The values each number may take. The coordinate search tries them one number at a time.
+GRID: Mapping[str, tuple[float, ...]] = {
+    "char_weight": (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0),
+    "coverage": (0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8),
+    "core_coverage": (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6),
+    "unknown": (1.0, 1.5, 2.0, 2.5, 3.0, 4.0),
+    "known_floor": (0.25, 0.5, 1.0, 1.5),
+    "known_ceiling": (1.0, 1.5, 2.0, 3.0, 10.0),
+    "single_char": (0.25, 0.5, 1.0),
+    "anchor_specificity": (0.0, 0.25, 0.5, 0.75, 1.0),
+    "margin": (1.0, 1.05, 1.1, 1.2, 1.3, 1.5),
+    "echo": (0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.01),
+    "in_domain": (0.2, 0.3, 0.4, 0.5, 0.6, 0.7),
+    "char_floor": (0.3, 0.4, 0.5, 0.6, 0.7, 1.01),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One calibration question, already read: where it came from, its language and its topic (or off-topic)."""
+
+    reading: Reading
+    locale: str
+    expected: int | None
+    source: str
+    category: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a rule did on a set of items, per language."""
+
+    correct: dict[str, float]
+    wrong: dict[str, float]
+    off_topic_in_domain: dict[str, float]
+    refused: dict[str, float]
+    off_topic_recognised: dict[str, float]
+
+    @property
+    def score(self) -> float:
+        per_locale = [
+            self.correct[locale]
+            - self.wrong[locale]
+            - 0.5 * self.off_topic_in_domain[locale]
+            + 1.5 * self.refused[locale]
+            + 0.25 * self.off_topic_recognised[locale]
+            for locale in self.correct
+        ]
+        return sum(per_locale) / len(per_locale)
+
+
+def evaluate(rule: ConfidenceRule, items: Sequence[Item]) -> Outcome:
+    """The shares that make up a rule's score on ``items``."""
+    counts: dict[str, dict[str, int]] = {}
+    for item in items:
+        tally = counts.setdefault(item.locale, dict.fromkeys(("in", "ood", "ok", "bad", "off_in", "ref", "off"), 0))
+        verdict = rule.judge(item.reading)
+        if item.expected is None:
+            tally["ood"] += 1
+            tally["ref"] += verdict.answer is None
+            tally["off"] += verdict.answer is None and verdict.off_topic
+        else:
+            tally["in"] += 1
+            tally["ok"] += verdict.answer == item.expected
+            tally["bad"] += verdict.answer is not None and verdict.answer != item.expected
+            tally["off_in"] += verdict.answer is None and verdict.off_topic
+
+    def share(key: str, of: str) -> dict[str, float]:
+        return {locale: tally[key] / tally[of] if tally[of] else 0.0 for locale, tally in counts.items()}
+
+    return Outcome(share("ok", "in"), share("bad", "in"), share("off_in", "in"), share("ref", "ood"), share("off", "ood"))
+
+
+def search(items: Sequence[Item], start: ConfidenceRule, rounds: int = 4) -> ConfidenceRule:
+    """Coordinate search: each number in turn takes the grid value that scores best, until nothing improves."""
+    best, best_score = start, evaluate(start, items).score
+    for _ in range(rounds):
+        improved = False
+        for name, values in GRID.items():
+            for value in values:
+                candidate = dataclasses.replace(best, **{name: value})
+                score = evaluate(candidate, items).score
+                if score > best_score + 1e-9:
+                    best, best_score, improved = candidate, score, True
+        if not improved:
+            break
+    return best
+
+
+# --- reading the questions --------------------------------------------------------------------------------------
+
+
+def _without(topics: Mapping[str, Topic], held_out: set[tuple[str, str, str]]) -> dict[str, Topic]:
+    """The topics with the held-out (topic, locale, question) triples taken out of their example questions."""
+    result: dict[str, Topic] = {}
+    for topic_id, topic in topics.items():
+        kept = {
+            locale: [q for q in topic.questions[locale] if (topic_id, locale, q) not in held_out] for locale in LOCALES
+        }
+        questions = TextList.model_validate(kept)
+        result[topic_id] = topic.model_copy(update={"questions": questions})
+    return result
+
+
+def listed_items(knowledge: Path, folds: int, rule: ConfidenceRule) -> list[Item]:
+    """The topics' example questions, each read by an index that was built without its fold."""
+    topics = load_topics(knowledge / "topics")
+    synonyms = load_synonyms(knowledge / "synonyms.yaml")
+    shorthand = Shorthand.load(knowledge / "shorthand.yaml")
+    core = load_core(knowledge / "synonyms.yaml", synonyms)
+    ids = list(topics)
+    triples = [(t, locale, q) for t in ids for locale in LOCALES for q in topics[t].questions[locale]]
+    items: list[Item] = []
+    for fold in range(folds):
+        held_out = {triple for number, triple in enumerate(triples) if number % folds == fold}
+        index = FaqIndex.build(_without(topics, held_out), synonyms, rule, shorthand, core)
+        for topic_id, locale, question in sorted(held_out):
+            items.append(Item(index.read(question), locale, ids.index(topic_id), "listed", "plain"))
+    return items
+
+
+def tune_items(index: FaqIndex, path: Path) -> list[Item]:
+    """The tuning fold's questions, read by the full index."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    ids = list(index.topics)
+    items = [
+        Item(index.read(entry["q"]), entry["locale"], ids.index(entry["id"]), "tune", entry.get("category", "plain"))
+        for entry in raw["in_domain"]
+    ]
+    items += [
+        Item(index.read(entry["q"]), entry["locale"], None, "tune", "ood") for entry in raw.get("out_of_domain", [])
+    ]
+    return items
+
+
+# --- report -----------------------------------------------------------------------------------------------------
+
+
+def _split(items: Sequence[Item], parts: int) -> list[list[Item]]:
+    return [[item for number, item in enumerate(items) if number % parts == part] for part in range(parts)]
+
+
+def nested_estimate(
+    listed: Sequence[Item], tune: Sequence[Item], start: ConfidenceRule, parts: int = 5
+) -> tuple[Outcome, list[ConfidenceRule]]:
+    """Search on all but one part of the tuning items (plus every listed question), score on that part."""
+    held: list[tuple[ConfidenceRule, list[Item]]] = []
+    for number, part in enumerate(_split(tune, parts)):
+        others = [item for n, chunk in enumerate(_split(tune, parts)) if n != number for item in chunk]
+        held.append((search([*listed, *others], start), part))
+    judged = [(rule, item) for rule, part in held for item in part]
+    return _pooled(judged), [rule for rule, _ in held]
+
+
+def _pooled(judged: Iterable[tuple[ConfidenceRule, Item]]) -> Outcome:
+    # Each item scored by the rule chosen without it; the shares are pooled over all parts.
+    groups: dict[ConfidenceRule, list[Item]] = {}
+    for rule, item in judged:
+        groups.setdefault(rule, []).append(item)
+    totals: dict[str, dict[str, float]] = {}
+    weights: dict[str, dict[str, int]] = {}
+    for rule, items in groups.items():
+        outcome = evaluate(rule, items)
+        for name in ("correct", "wrong", "off_topic_in_domain", "refused", "off_topic_recognised"):
+            for locale, value in getattr(outcome, name).items():
+                kind = "ood" if name in ("refused", "off_topic_recognised") else "in"
+                size = sum(1 for i in items if i.locale == locale and (i.expected is None) == (kind == "ood"))
+                totals.setdefault(name, {}).setdefault(locale, 0.0)
+                totals[name][locale] += value * size
+                weights.setdefault(name, {}).setdefault(locale, 0)
+                weights[name][locale] += size
+    shares = {
+        name: {locale: total / max(weights[name][locale], 1) for locale, total in by_locale.items()}
+        for name, by_locale in totals.items()
+    }
+    return Outcome(**shares)
+
+
+def describe(name: str, outcome: Outcome, out: Callable[[str], object]) -> None:
+    for locale in sorted(outcome.correct):
+        out(
+            f"  {name:28} {locale:5}  right {outcome.correct[locale]:6.1%}  wrong {outcome.wrong[locale]:5.1%}"
+            f"  in-domain called off-topic {outcome.off_topic_in_domain[locale]:5.1%}"
+            f"  off-topic refused {outcome.refused[locale]:6.1%} (recognised {outcome.off_topic_recognised[locale]:6.1%})"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--knowledge", type=Path, default=ROOT / "knowledge")
+    parser.add_argument("--tune", type=Path, default=ROOT / "tests" / "data" / "faq_tune.yaml")
+    parser.add_argument("--folds", type=int, default=10)
+    parser.add_argument("--no-estimate", action="store_true", help="skip the nested estimate (faster)")
+    args = parser.parse_args(argv)
+    if "holdout" in args.tune.name:
+        print("calibration: the held-out fold is never used to choose the rule", file=sys.stderr)
+        return 2
+
+    current = ConfidenceRule()
+    listed = listed_items(args.knowledge, args.folds, current)
+    tune = tune_items(FaqIndex.load(args.knowledge, current), args.tune)
+    print(f"{len(listed)} listed questions in {args.folds} folds, {len(tune)} tuning items")
+    describe("current rule, listed", evaluate(current, listed), print)
+    describe("current rule, tuning fold", evaluate(current, tune), print)
+
+    if not args.no_estimate:
+        estimate, rules = nested_estimate(listed, tune, current)
+        describe("chosen without the part", estimate, print)
+        for rule in rules:
+            print(f"    {rule}")
+
+    chosen = search([*listed, *tune], current)
+    describe("chosen rule, listed", evaluate(chosen, listed), print)
+    describe("chosen rule, tuning fold", evaluate(chosen, tune), print)
+    print(f"chosen: {chosen}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

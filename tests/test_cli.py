@@ -1,0 +1,141 @@
+"""The command line as an operator meets it: one line per failure on standard error, and the exit status.
+
+Each test runs ``unlockbot`` in a directory of its own (``tests.test_console.Cli``), as on a fresh
+machine, and reads what a shell script would: the status and the lines on standard error.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.app import App, open_app
+from bot.clock import ManualClock
+from bot.config import Settings
+from bot.errors import ConfigError
+from tests.fakes import crm_section
+from tests.test_console import Cli
+from tests.test_serve import free_port
+
+PASSWORD = "hunter2-db-password"
+
+
+def lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    cli = Cli(tmp_path)
+    cli.run("demo", "seed", "--reset")
+    return cli
+
+
+def use_a_real_crm(cli: Cli) -> None:
+    """Point the demo's directory at a remote CRM (one that is down: nothing here needs it to answer)."""
+    cli.env["UNLOCKBOT_CRM__BACKEND"] = "rest"
+    cli.env["UNLOCKBOT_CRM__REST__BASE_URL"] = f"http://127.0.0.1:{free_port()}"
+    cli.env["UNLOCKBOT_CRM__REST__TOKEN"] = "rest-token-for-tests"
+    cli.env["UNLOCKBOT_CRM__RESILIENCE__RETRIES"] = "0"
+
+
+# --- a demo database never meets a real CRM ----------------------------------------------------------------------
+
+
+async def test_open_app_refuses_demo_data_with_a_remote_crm(app: App, settings: Settings, clock: ManualClock) -> None:
+    real = Settings.model_validate(
+        {
+            **settings.model_dump(),
+            "crm": crm_section("rest", {"base_url": "http://127.0.0.1:9", "token": "rest-token-for-tests"}),
+        }
+    )
+    with pytest.raises(ConfigError, match="demo") as refused:
+        async with open_app(real, clock=clock):
+            pass
+    assert "unlockbot demo clear" in str(refused.value)
+
+
+def test_demo_data_stops_a_start_with_a_real_crm_until_it_is_cleared(cli: Cli) -> None:
+    use_a_real_crm(cli)
+    refused = cli.run("admin", "invite", "alice", check=False)
+    assert refused.returncode == 2
+    [line] = lines(refused.stderr)
+    assert "unlockbot demo clear" in line
+    assert refused.stdout == ""
+    code = cli.run("demo", "code", "alice", check=False)  # the demo's secrets cannot be read through it either
+    assert code.returncode == 2
+    assert "unlockbot demo clear" in code.stderr
+
+    cleared = cli.run("demo", "clear")
+    assert "demo" in cleared.stdout
+    checked = cli.run("crm", "check", check=False)  # starts now; the CRM itself is down
+    assert checked.returncode == 1
+    assert "answers: no" in checked.stdout
+    assert "demo" not in checked.stderr
+    with sqlite3.connect(cli.home / ".unlockbot" / "unlockbot.db") as connection:
+        for table in ("bot_meta", "chat_identities", "totp_enrolments", "audit_events"):
+            assert connection.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table  # noqa: S608
+
+
+def test_demo_clear_refuses_a_database_that_is_not_a_demo(tmp_path: Path) -> None:
+    cli = Cli(tmp_path)
+    (tmp_path / ".unlockbot").mkdir()
+    cli.run("db", "upgrade")
+    database = cli.home / ".unlockbot" / "unlockbot.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute("INSERT INTO bot_meta (key, value) VALUES ('installed', 'by ops')")
+    result = cli.run("demo", "clear", check=False)
+    assert result.returncode == 2
+    assert "not a demo database" in result.stderr
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT value FROM bot_meta").fetchall() == [("by ops",)]
+
+
+# --- database failures: one line, an exit status ------------------------------------------------------------------
+
+
+def test_a_database_that_is_down_is_one_line_without_its_password(tmp_path: Path) -> None:
+    cli = Cli(tmp_path)
+    (tmp_path / ".unlockbot").mkdir()  # the embedded CRM's own database is there
+    cli.env["UNLOCKBOT_DATABASE__URL"] = f"postgresql+psycopg://bot:{PASSWORD}@127.0.0.1:{free_port()}/bot"
+    result = cli.run("crm", "show", "alice", check=False)
+    assert result.returncode == 1
+    [line] = lines(result.stderr)
+    assert line.startswith("unlockbot: the database failed: ")
+    assert "Connection refused" in line or "connection failed" in line
+    assert PASSWORD not in result.stderr
+
+
+def test_a_turn_that_fails_on_the_database_is_one_line_and_a_failed_status(cli: Cli) -> None:
+    with sqlite3.connect(cli.home / ".unlockbot" / "unlockbot.db") as connection:
+        connection.execute("DROP TABLE conversations")  # a database someone broke under the running bot
+    result = cli.run("chat", "--as", "carol", "--lang", "en", stdin="1\n", check=False)
+    assert result.returncode == 1
+    assert "something went wrong on my side" in result.stdout  # the person hears it in plain words
+    errors = lines(result.stderr)
+    assert errors
+    for line in errors:
+        assert " ERROR " in line or line.startswith("unlockbot: "), line
+    assert any("no such table: conversations" in line for line in errors)
+    assert not any(line.startswith(("  File ", "Traceback", "[SQL:")) for line in errors)
+
+
+def test_with_v_the_traceback_is_in_the_log(cli: Cli) -> None:
+    with sqlite3.connect(cli.home / ".unlockbot" / "unlockbot.db") as connection:
+        connection.execute("DROP TABLE conversations")
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "-v", "chat", "--as", "carol", "--lang", "en"],
+        input="1\n",
+        capture_output=True,
+        text=True,
+        cwd=cli.home,
+        env=cli.env,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "no such table: conversations" in result.stderr
