@@ -131,11 +131,19 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
             ),
             request_lifetime=timedelta(hours=settings.requests.lifetime_hours),
             link_lifetime=timedelta(hours=settings.totp.link_code_hours),
+            verify_grace=timedelta(minutes=settings.totp.grace_minutes),
+            questions_per_day=settings.requests.questions_per_day,
         )
         commands = CommandMatcher.load(knowledge / "commands.yaml", ACTIONS.keys())
         outbox = OutboxWorker(database, crm, clock, admins=services.admins)
         engine = Engine(
-            database, services, renderer, commands, default_locale=settings.bot.default_locale, outbox=outbox
+            database,
+            services,
+            renderer,
+            commands,
+            default_locale=settings.bot.default_locale,
+            outbox=outbox,
+            idle_timeout=timedelta(minutes=settings.bot.idle_timeout_minutes),
         )
         housekeeper = Housekeeper(
             database,

@@ -1,6 +1,6 @@
 """The ``unlockbot`` command line.
 
-    unlockbot [--config FILE] db upgrade
+    unlockbot [--config FILE] db upgrade [--create]
     unlockbot serve                          run every configured channel
     unlockbot chat --as USER [--lang zh|en]
     unlockbot demo [--lang zh|en]            seed when needed, pick a demo user, chat
@@ -13,7 +13,7 @@
     unlockbot faq --json --stdin             one question per line in, one JSON line per question out
     unlockbot admin invite USER | unlink USER [--channel C] | reset-totp USER
     unlockbot keys generate | rotate
-    unlockbot audit verify | export --since DATE
+    unlockbot audit verify [--anchor HASH] | export --since DATE   (read-only: a copy of the database will do)
 
 Errors the operator can fix (bad settings, a non-demo database) print one
 clear line on standard error and exit with status 2; never a traceback.
@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import __version__, admin
 from bot.app import App, open_app
@@ -51,6 +52,7 @@ from bot.logs import LogSetup, describe, secrets_of
 from bot.logs import configure as configure_logging
 from bot.messages import Inbound, Rendered
 from bot.requests import audit
+from bot.requests.anchor import AnchorFile, anchor_path, load_audit_key
 from bot.storage.db import Database, upgrade
 from bot.storage.meta import forget_demo
 
@@ -75,7 +77,12 @@ def _parser() -> argparse.ArgumentParser:
 
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True)
-    db_commands.add_parser("upgrade", help="apply every migration")
+    db_upgrade = db_commands.add_parser("upgrade", help="apply every migration")
+    db_upgrade.add_argument(
+        "--create",
+        action="store_true",
+        help="start a new SQLite database, making its folder if needed (otherwise the folder must exist)",
+    )
 
     commands.add_parser("serve", help="run every configured channel (Telegram, Slack) until stopped")
 
@@ -117,7 +124,14 @@ def _parser() -> argparse.ArgumentParser:
 
     audit_parser = commands.add_parser("audit", help="the audit trail")
     audit_commands = audit_parser.add_subparsers(dest="audit_command", required=True)
-    audit_commands.add_parser("verify", help="check that no audit event was edited or deleted")
+    verify = audit_commands.add_parser("verify", help="check that no audit event was edited or deleted")
+    verify.add_argument(
+        "--anchor",
+        metavar="HASH",
+        action="append",
+        default=[],
+        help="the hash of an event the trail must still hold (from the admins' daily notice); may be repeated",
+    )
     export = audit_commands.add_parser("export", help="write audit events as JSON lines")
     export.add_argument("--since", required=True, help="a date or time, e.g. 2026-11-01")
 
@@ -182,9 +196,11 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "faq":
         return _faq(args, settings)
     if args.command == "db":
-        await asyncio.to_thread(upgrade, settings.database_url)
+        await asyncio.to_thread(upgrade, settings.database_url, create=args.create)
         print("database is up to date")
         return 0
+    if args.command == "audit":
+        return await _audit(settings, args)
     if args.command == "demo":
         return await _demo(args, settings)
     if args.command == "keys" and args.keys_command == "generate":
@@ -209,8 +225,6 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             count = await admin.rotate_keys(app, by=OPERATOR)
             print(f"re-encrypted {count} secret(s) under the current key; previous_keys can now be removed")
             return 0
-        if args.command == "audit":
-            return await _audit(app, args)
     raise AssertionError(f"unhandled command {args.command}")
 
 
@@ -231,25 +245,68 @@ async def _admin(app: App, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _audit(app: App, args: argparse.Namespace) -> int:
-    async with app.database.session() as session:
-        if args.audit_command == "verify":
-            problems = await audit.verify_chain(session)
-            if not problems:
-                print("audit trail intact")
-                return 0
-            for problem in problems:
-                print(f"audit event {problem.event_id}: {problem.problem}")
-            return 1
-        try:
-            since = datetime.fromisoformat(args.since)
-        except ValueError:
-            raise ConfigError(f"--since: expected a date such as 2026-11-01, got {args.since!r}") from None
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=UTC)
-        async for row in audit.export_since(session, since):
-            print(json.dumps(row, ensure_ascii=False))
-    return 0
+async def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    # Read-only and without open_app: nothing is migrated, created or written, so a copy of the database
+    # (a backup, a file on a read-only mount) can be checked, and checking never disturbs the evidence.
+    database = Database(settings.database_url, read_only=True)
+    try:
+        async with database.session() as session:
+            if args.audit_command == "verify":
+                return await _audit_verify(session, settings, args.anchor)
+            try:
+                since = datetime.fromisoformat(args.since)
+            except ValueError:
+                raise ConfigError(f"--since: expected a date such as 2026-11-01, got {args.since!r}") from None
+            if since.tzinfo is None:
+                since = since.replace(tzinfo=UTC)
+            async for row in audit.export_since(session, since):
+                print(json.dumps(row, ensure_ascii=False))
+        return 0
+    finally:
+        await database.dispose()
+
+
+_SHOWN_PROBLEMS = 20
+
+
+async def _audit_verify(session: AsyncSession, settings: Settings, given: Sequence[str]) -> int:
+    anchors = [_operator_anchor(value) for value in given]
+    kept = AnchorFile(anchor_path(settings))
+    stored = kept.read()
+    if stored is not None:
+        anchors.append(stored)
+    report = await audit.verify_chain(session, load_audit_key(settings), anchors=anchors)
+    for problem in report.problems[:_SHOWN_PROBLEMS]:
+        print(f"audit event {problem.event_id}: {problem.problem}" if problem.event_id is not None else problem.problem)
+    if len(report.problems) > _SHOWN_PROBLEMS:
+        print(f"... and {len(report.problems) - _SHOWN_PROBLEMS} more problem(s)")
+    head = f"the newest is event {report.head.id}" if report.head else "there are none"
+    if report.intact:
+        print(f"audit trail intact: {report.events} event(s), {head}")
+    else:
+        print(f"audit trail NOT intact: {len(report.problems)} problem(s) in {report.events} event(s), {head}")
+    if report.head is not None:
+        print(f"head hash: {report.head.hash}")
+    if report.unsigned:
+        print(
+            f"{report.unsigned} event(s) from before the audit key were checked without it; "
+            "the first signed event vouches for them"
+        )
+    if stored is not None:
+        print(f"checked against the anchor in {kept.path} (event {stored.id})")
+    elif not given:
+        print(
+            f"no anchor in {kept.path}: deleted newest events cannot be told from a shorter trail "
+            "(give --anchor HASH from the admins' daily notice)"
+        )
+    return 0 if report.intact else 1
+
+
+def _operator_anchor(value: str) -> audit.Anchor:
+    digest = value.strip().lower()
+    if len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest):
+        raise ConfigError(f"--anchor: expected the 64-character hash of an audit event, got {value!r}")
+    return audit.Anchor(None, digest, "--anchor")
 
 
 async def _demo(args: argparse.Namespace, settings: Settings) -> int:

@@ -48,6 +48,8 @@ class BotSettings(_Section):
     data_dir: Path = Path(".unlockbot")
     templates_dir: Path | None = None
     knowledge_dir: Path | None = None
+    # A conversation left this long in the middle of a flow starts fresh at the next message.
+    idle_timeout_minutes: float = Field(default=30, gt=0)
 
     @field_validator("timezone")
     @classmethod
@@ -91,6 +93,8 @@ class TotpSettings(_Section):
     max_failures: int = Field(default=5, ge=1, le=100)
     lockout_seconds: int = Field(default=60, ge=1)
     lockout_max_seconds: int = Field(default=86_400, ge=1)
+    # After a right code, a follow-up action in the same chat within this time asks for no other code.
+    grace_minutes: float = Field(default=5, ge=0, le=60)
 
 
 class SqlCrmSettings(_Section):
@@ -271,6 +275,8 @@ class RequestSettings(_Section):
     escalate_after_reminders: int = Field(default=3, ge=1)
     self_service_per_day: int = Field(default=3, ge=0)
     reset_cooldown_minutes: float = Field(default=15, ge=0)
+    # Questions one person may hand to the admins in a day (each one notifies every admin).
+    questions_per_day: int = Field(default=3, ge=0)
 
 
 class AdminSettings(_Section):

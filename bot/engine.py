@@ -18,17 +18,19 @@ import re
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import BotError
-from bot.flows import ACTIONS, FLOWS, Flow, Outcome, Services, Turn
+from bot.flows import ACTIONS, FLOWS, TIMEOUT, Flow, Outcome, Services, Turn
 from bot.flows.admin import parse_command
 from bot.flows.menu import MENU_BUTTONS
 from bot.identity.link_codes import looks_like_link_code
 from bot.identity.linking import account_key, link, linked_username
 from bot.knowledge.commands import CommandMatcher
+from bot.language import guess_locale
 from bot.messages import (
     LOCALES,
     Inbound,
@@ -49,12 +51,10 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 2000
 # Control and invisible formatting characters: dropped from what people type.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 # Words that leave any step, even one waiting for a code.
 ESCAPES = frozenset({"cancel", "menu"})
 # Buttons on request cards posted to admin destinations; the flows check who pressed them.
-CARD_ACTIONS = frozenset({"approve", "deny"})
+CARD_ACTIONS = frozenset({"approve", "deny", "answer"})
 
 
 # Terminal escape sequences (colours, cursor moves) pasted with the text.
@@ -64,15 +64,6 @@ _ESCAPE_SEQUENCE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 def clean_text(text: str) -> str:
     text = _ESCAPE_SEQUENCE.sub("", text.replace("\r\n", "\n").replace("\t", " "))
     return _CONTROL.sub("", text).strip()
-
-
-def detect_locale(text: str) -> str | None:
-    """zh-CN for Chinese script, en for Latin words, ``None`` when the text does not tell."""
-    if _CJK.search(text):
-        return "zh-CN"
-    if _LATIN_WORD.search(text):
-        return "en"
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +88,7 @@ class Engine:
         *,
         default_locale: str,
         outbox: OutboxWorker | None = None,
+        idle_timeout: timedelta = timedelta(minutes=30),
     ) -> None:
         self._db = database
         self._services = services
@@ -106,6 +98,7 @@ class Engine:
         # Runs the CRM work a turn queued (an unlock) right after the turn commits, so the outcome is usually
         # known before the reply goes out; without it the housekeeper carries the work out a little later.
         self._outbox = outbox
+        self._idle_timeout = idle_timeout
         self._locks: weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock] = weakref.WeakValueDictionary()
 
     def _lock(self, inbound: Inbound) -> asyncio.Lock:
@@ -305,7 +298,7 @@ class Engine:
         if conversation.locale_chosen:
             return conversation.locale
         if inbound.kind is InboundKind.TEXT and self._is_free_speech(conversation, inbound.text):
-            return detect_locale(inbound.text) or conversation.locale
+            return guess_locale(inbound.text) or conversation.locale
         return conversation.locale
 
     @staticmethod
@@ -320,6 +313,7 @@ class Engine:
         self, session: AsyncSession, conversation: Conversation, inbound: Inbound, queued: list[int]
     ) -> list[Reply]:
         now = self._services.clock.now()
+        idle = conversation.flow is not None and conversation.updated_at < now - self._idle_timeout
         conversation.updated_at = now
         turn = Turn(
             inbound=inbound,
@@ -330,7 +324,37 @@ class Engine:
             data=dict(conversation.data or {}),
             now=now,
             queued=queued,
+            verified_at=conversation.verified_at,
         )
+        timed_out = await self._time_out(conversation, turn) if idle else []
+        replies = await self._dispatch(conversation, turn)
+        conversation.verified_at = turn.verified_at
+        return timed_out + replies
+
+    async def _time_out(self, conversation: Conversation, turn: Turn) -> list[Reply]:
+        """The conversation sat too long in a flow: let the flow say so (its ``TIMEOUT`` step), then start fresh.
+
+        Whatever was asked then (a code, an answer) is not what the person is answering now.
+        """
+        flow = FLOWS.get(conversation.flow or "")
+        log.info(
+            "conversation %s:%s timed out in %s/%s",
+            turn.inbound.channel,
+            turn.inbound.user_id,
+            conversation.flow,
+            conversation.step,
+        )
+        replies: list[Reply] = []
+        if flow is not None and TIMEOUT in flow.steps:
+            outcome = await flow.steps[TIMEOUT](turn)
+            replies = list(outcome.replies)
+        conversation.flow = conversation.step = None
+        conversation.data, conversation.offered, conversation.prompt = {}, [], "[]"
+        turn.data = {}
+        return replies
+
+    async def _dispatch(self, conversation: Conversation, turn: Turn) -> list[Reply]:
+        inbound = turn.inbound
         flow = FLOWS.get(conversation.flow or "")
         step = flow.steps.get(conversation.step or "") if flow else None
 
@@ -394,6 +418,8 @@ class Engine:
 
     @staticmethod
     def _settle(conversation: Conversation, flow: Flow, outcome: Outcome) -> None:
+        if outcome.step is not None and outcome.step not in flow.steps:
+            raise LookupError(f"flow {flow.name!r} has no step {outcome.step!r}")  # a bug, caught by the tests
         conversation.flow = flow.name if outcome.step else None
         conversation.step = outcome.step
         conversation.data = dict(outcome.data) if outcome.step else {}

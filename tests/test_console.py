@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.handlers.console import ConsoleChannel
-from bot.messages import InboundKind, Rendered, RenderedButton
+from bot.messages import Image, Inbound, InboundKind, Rendered, RenderedButton
 
 REASONS_TITLE_ZH = "公司的 CRM 授权已到期"
 
@@ -119,7 +120,7 @@ def test_a_killed_chat_resumes_at_the_same_step(cli: Cli) -> None:
 
 def test_demo_commands_refuse_a_database_that_is_not_a_demo(tmp_path: Path) -> None:
     cli = Cli(tmp_path)
-    cli.run("db", "upgrade")
+    cli.run("db", "upgrade", "--create")
     result = cli.run("demo", "code", "alice", check=False)
     assert result.returncode == 2
     assert "not a demo database" in result.stderr
@@ -156,7 +157,9 @@ def test_buttons_are_chosen_by_number_or_label_in_any_case(tmp_path: Path) -> No
     assert console.translate("7").button == "console:7"
     assert console.translate("unlock please").kind is InboundKind.TEXT
     console.show([Rendered("code?", (RenderedButton("cancel", "Cancel"),), secret_input=True)])
-    assert console.translate("1").kind is InboundKind.TEXT  # a code, not a button number
+    assert console.translate("1").button == "cancel"  # at a code prompt too, the number of Cancel cancels
+    assert console.translate("123456").kind is InboundKind.TEXT  # a code is never a button number
+    assert console.translate("7").kind is InboundKind.TEXT
 
 
 def test_an_invitation_from_the_command_line_links_a_console_account(cli: Cli) -> None:
@@ -167,6 +170,8 @@ def test_an_invitation_from_the_command_line_links_a_console_account(cli: Cli) -
     assert "linked to the CRM account kim" in result.stdout
     assert "(image saved to " in result.stdout  # the enrolment QR code
     assert "█" in result.stdout  # and drawn as text
+    saved = Path(result.stdout.split("(image saved to ")[1].split(")")[0])
+    assert not saved.exists()  # it holds the TOTP secret: gone when the console stops
     again = cli.run("chat", "--as", "someone", "--lang", "en", stdin=f"{code}\n")
     assert "That link code isn't valid" in again.stdout
 
@@ -174,11 +179,14 @@ def test_an_invitation_from_the_command_line_links_a_console_account(cli: Cli) -
 def test_the_audit_trail_names_an_edited_row(cli: Cli) -> None:
     import sqlite3
 
-    assert cli.run("audit", "verify").stdout.strip() == "audit trail intact"
+    assert cli.run("audit", "verify").stdout.startswith("audit trail intact")
     exported = [json.loads(line) for line in cli.run("audit", "export", "--since", "2020-01-01").stdout.splitlines()]
     assert exported
     assert exported[0]["prev_hash"] == "0" * 64
     with sqlite3.connect(cli.home / ".unlockbot" / "unlockbot.db") as connection:
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            connection.execute("UPDATE audit_events SET actor = 'someone else' WHERE id = 3")
+        connection.execute("DROP TRIGGER audit_events_no_update")  # anyone who can write the file can do this
         connection.execute("UPDATE audit_events SET actor = 'someone else' WHERE id = 3")
     result = cli.run("audit", "verify", check=False)
     assert result.returncode == 1
@@ -223,3 +231,98 @@ def test_bob_asks_and_sam_approves_in_another_console(cli: Cli) -> None:
     told = cli.run("chat", "--as", "bob", "--lang", "en", stdin="")
     assert "sam approved your request #1" in told.stdout
     assert "Request #1 is done" in told.stdout
+
+
+QR = Image(b"\x89PNG fake bytes", "totp-qr.png", "##\n##")
+
+
+class Script:
+    """What the engine would answer, turn by turn: the channel under test is the real console."""
+
+    def __init__(self, *turns: list[Rendered]) -> None:
+        self.turns = list(turns)
+
+    async def __call__(self, inbound: Inbound) -> list[Rendered]:
+        return self.turns.pop(0)
+
+
+def console_for(script: Script, image_dir: Path, typed: str) -> tuple[ConsoleChannel, io.StringIO]:
+    out = io.StringIO()
+    channel = ConsoleChannel(
+        script, "kim", locale="en", stdin=io.StringIO(typed), stdout=out, interactive=False, image_dir=image_dir
+    )
+    return channel, out
+
+
+def saved_path(out: io.StringIO) -> Path:
+    return Path(out.getvalue().split("(image saved to ")[1].split(")")[0])
+
+
+async def test_the_enrolment_qr_code_is_private_and_goes_once_enrolment_is_confirmed(tmp_path: Path) -> None:
+    image_dir = tmp_path / "data" / "images"
+    scan = Rendered("Scan this, then send a code.", (RenderedButton("cancel", "Cancel"),), image=QR, secret_input=True)
+    wrong = Rendered("That code isn't right.", (RenderedButton("cancel", "Cancel"),), secret_input=True)
+    done = Rendered("You're set up.", (RenderedButton("menu", "Menu"),))
+    menu = Rendered("What next?", (RenderedButton("menu", "Menu"),))
+    seen: list[bool] = []  # whether the picture was on disk when each line was typed
+
+    class Watching(Script):
+        async def __call__(self, inbound: Inbound) -> list[Rendered]:
+            if inbound.kind is not InboundKind.START:
+                seen.append(saved_path(out).exists())
+            return await super().__call__(inbound)
+
+    channel, out = console_for(Watching([scan], [wrong], [done], [menu]), image_dir, "000000\n123456\n1\n")
+    await channel.run()
+    # Kept while a code is still asked for (a wrong one included), deleted as soon as it is not.
+    assert seen == [True, True, False]
+    assert not saved_path(out).exists()
+    assert stat.S_IMODE(image_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+
+
+async def test_a_qr_code_left_on_screen_is_deleted_when_the_console_stops(tmp_path: Path) -> None:
+    scan = Rendered("Scan this, then send a code.", image=QR, secret_input=True)
+    channel, out = console_for(Script([scan]), tmp_path / "images", "")
+    await channel.run()  # the person leaves without confirming
+    path = saved_path(out)
+    assert not path.exists()
+    assert list((tmp_path / "images").iterdir()) == []
+
+
+def test_a_qr_code_is_written_for_its_owner_only(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        channel, out = console_for(Script(), tmp_path / "images", "")
+        channel.show([Rendered("Scan this.", image=QR, secret_input=True)])
+        path = saved_path(out)
+        assert path.read_bytes() == QR.png
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        # A second picture replaces the first: only one enrolment code is ever on disk.
+        channel.show([Rendered("Scan this one instead.", image=QR, secret_input=True)])
+        assert not path.exists()
+        assert len(list((tmp_path / "images").iterdir())) == 1
+    finally:
+        os.umask(previous)
+
+
+async def test_a_qr_code_left_by_a_killed_console_is_deleted_at_the_next_start(tmp_path: Path) -> None:
+    image_dir = tmp_path / "images"
+    scan = Rendered("Scan this, then send a code.", image=QR, secret_input=True)
+    killed, killed_out = console_for(Script(), image_dir, "")
+    killed.show([scan])  # shown, and then the process died: nothing ran to delete it
+    other = ConsoleChannel(
+        Script(),
+        "kimberly",
+        locale="en",
+        stdin=io.StringIO(),
+        stdout=io.StringIO(),
+        interactive=False,
+        image_dir=image_dir,
+    )
+    other.show([scan])
+    left, someone_elses = saved_path(killed_out), next(p for p in image_dir.iterdir() if p != saved_path(killed_out))
+    channel, _ = console_for(Script([Rendered("Hi")]), image_dir, "")
+    await channel.run()
+    assert not left.exists()
+    assert someone_elses.exists()  # another person's console may still be showing theirs

@@ -9,7 +9,8 @@ from bot.app import App, open_app
 from bot.clock import ManualClock
 from bot.config import Settings
 from bot.crm.sql_schema import CrmBase
-from bot.engine import clean_text, detect_locale
+from bot.engine import clean_text
+from bot.language import guess_locale
 from bot.storage.models import Conversation
 from tests.chat import Chat
 
@@ -69,9 +70,9 @@ async def test_text_nobody_can_answer_offers_a_person(app: App) -> None:
 
 
 async def test_the_language_follows_the_script_until_chosen(app: App) -> None:
-    assert detect_locale("为什么") == "zh-CN"
-    assert detect_locale("why") == "en"
-    assert detect_locale("123456") is None
+    assert guess_locale("为什么") == "zh-CN"
+    assert guess_locale("why") == "en"
+    assert guess_locale("123456") is None
     chat = Chat(app.engine, "carol")
     said = await chat.say("hello")
     assert "Hi carol" in said.text

@@ -6,8 +6,8 @@ anything else goes to the step the conversation is waiting in.
 
 from collections.abc import Mapping
 
-from bot.flows.admin import ADMIN_COMMAND, APPROVE, DENY, PENDING_FLOW
-from bot.flows.base import Flow, Handler, Outcome, Services, Turn
+from bot.flows.admin import ADMIN_COMMAND, ANSWER, APPROVE, DENY, PENDING_FLOW
+from bot.flows.base import END, TIMEOUT, Flow, FlowError, Handler, Outcome, Services, Turn, check_steps
 from bot.flows.diagnose import DETAILS, DIAGNOSE, WATCH
 from bot.flows.faq import ASK, FAQ
 from bot.flows.identity import ENROL, LINK
@@ -54,6 +54,7 @@ ACTIONS: Mapping[str, Flow] = {
     "pending": PENDING_FLOW,
     "approve": APPROVE,
     "deny": DENY,
+    "answer": ANSWER,
     # Worries answered from the person's own situation (bot.flows.situation).
     "request_status": REQUEST_STATUS,
     "sign_in": SIGN_IN,
@@ -67,5 +68,6 @@ ACTIONS: Mapping[str, Flow] = {
 }
 
 FLOWS: Mapping[str, Flow] = {flow.name: flow for flow in ACTIONS.values()}
+check_steps(FLOWS.values())
 
-__all__ = ["ACTIONS", "FLOWS", "Flow", "Handler", "Outcome", "Services", "Turn"]
+__all__ = ["ACTIONS", "END", "FLOWS", "TIMEOUT", "Flow", "FlowError", "Handler", "Outcome", "Services", "Turn"]

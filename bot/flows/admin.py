@@ -22,29 +22,74 @@ from bot.identity import enrolment, link_codes
 from bot.identity.linking import unlink
 from bot.messages import Button, Reply
 from bot.requests import audit
-from bot.requests.approvals import ChatAccount, Decision, Verdict, decide, is_own
+from bot.requests.approvals import ChatAccount, Decision, Verdict, answer_question, decide, is_own
 from bot.requests.outbox import enqueue, queued_for
 from bot.requests.unlock_requests import Kind, Status, open_request, pending_requests
 from bot.storage.models import AuditEvent, UnlockRequest
 
 PENDING = Button("pending", "pending")
-COMMAND = re.compile(
-    r"^(?P<verb>pending|approve|deny|audit|unlock|invite|unlink|reset-totp|stats)(?:\s+(?P<rest>.*))?$", re.IGNORECASE
+# What admins type, in either language, and the command each stands for.
+VERBS = {
+    "pending": "pending",
+    "approve": "approve",
+    "deny": "deny",
+    "audit": "audit",
+    "unlock": "unlock",
+    "invite": "invite",
+    "unlink": "unlink",
+    "reset-totp": "reset-totp",
+    "stats": "stats",
+    "answer": "answer",
+    "reply": "answer",
+    "待处理": "pending",
+    "待审批": "pending",
+    "批准": "approve",
+    "同意": "approve",
+    "拒绝": "deny",
+    "驳回": "deny",
+    "审计": "audit",
+    "解锁": "unlock",
+    "邀请": "invite",
+    "解绑": "unlink",
+    "重置验证器": "reset-totp",
+    "重置验证码": "reset-totp",
+    "统计": "stats",
+    "回复": "answer",
+    "答复": "answer",
+}
+# Commands that need something after the verb (a request number or a user name).
+_TAKES_ARGUMENT = frozenset({"approve", "deny", "audit", "unlock", "invite", "unlink", "reset-totp", "answer"})
+_LATIN_VERB = re.compile(r"^(?P<verb>[A-Za-z-]+)(?:\s+(?P<rest>.*))?$", re.DOTALL)
+_HAN_VERB = re.compile(
+    "^(?P<verb>" + "|".join(sorted((v for v in VERBS if not v.isascii()), key=len, reverse=True)) + ")"
+    r"\s*(?P<rest>.*)$",
+    re.DOTALL,
 )
-USERNAME = re.compile(r"^[\w.@+-]{1,128}$")
+# After a Chinese verb the argument starts with a request number or a (Latin) user name; anything else is
+# a sentence that happens to start with the verb ("解锁以后要检查什么").
+_ARGUMENT_START = re.compile(r"^[#A-Za-z0-9]")
+USERNAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,128}$")
 # Words after "unlock" that mean the person's own account, not an admin command.
 _SELF_WORDS = frozenset({"me", "my", "please", "my account", "me please"})
 
 
 def parse_command(text: str) -> tuple[str, str] | None:
-    """``(verb, rest)`` when the text is an admin command, else ``None``."""
-    match = COMMAND.match(text.strip())
-    if match is None:
+    """``(command, rest)`` when the text is an admin command, in English or Chinese, else ``None``."""
+    text = text.strip()
+    latin, han = _LATIN_VERB.match(text), _HAN_VERB.match(text)
+    if latin is not None and latin["verb"].lower() in VERBS:
+        verb, rest = VERBS[latin["verb"].lower()], (latin["rest"] or "").strip()
+    elif han is not None:
+        verb, rest = VERBS[han["verb"]], han["rest"].strip()
+        if rest and not _ARGUMENT_START.match(rest):
+            return None
+    else:
         return None
-    verb, rest = match["verb"].lower(), (match["rest"] or "").strip()
-    if verb == "unlock" and (not rest or rest.lower() in _SELF_WORDS):
+    if verb == "unlock" and rest.lower() in _SELF_WORDS:
         return None
-    if verb in ("approve", "deny", "audit", "unlock", "invite", "unlink", "reset-totp") and not rest:
+    if verb in _TAKES_ARGUMENT and not rest:
+        return None
+    if verb in ("pending", "stats") and rest:
         return None
     return verb, rest
 
@@ -64,7 +109,11 @@ def card(request: UnlockRequest, now_pending: bool) -> Reply:
         "decided_at": request.decided_at,
         "note": request.decision_note,
     }
-    buttons = (Button(f"approve:{request.id}", "approve"), Button(f"deny:{request.id}", "deny")) if now_pending else ()
+    buttons: tuple[Button, ...] = ()
+    if now_pending and request.kind == Kind.HELP:
+        buttons = (Button(f"answer:{request.id}", "reply_question"),)  # a question is answered, not approved
+    elif now_pending:
+        buttons = (Button(f"approve:{request.id}", "approve"), Button(f"deny:{request.id}", "deny"))
     # Evidence is for the admins who see it now, not for whoever holds this chat later.
     return Reply("admin/card", context, buttons, private=True)
 
@@ -126,10 +175,12 @@ async def start_approval(turn: Turn, request_id: int | None = None) -> Outcome:
         return Outcome([Reply("admin/decided", {"verdict": Verdict.NOT_FOUND.value}, (PENDING, MENU))])
     if await is_own(turn.session, request, admin=turn.username or "", via=_via(turn)):
         return await _decide(turn, request_id, approve=True, note=None)  # refused, and audited, by decide()
+    if request.kind == Kind.HELP:
+        return await start_answer(turn, request_id)  # a question is answered, not approved
     if request.status != Status.PENDING.value or request.expires_at <= turn.now:
         return await _decide(turn, request_id, approve=True, note=None)  # says who decided; changes nothing
     reason = LockReason(request.reason) if request.reason in set(LockReason) else LockReason.UNKNOWN
-    if request.kind == Kind.UNLOCK and turn.services.policy.rule(reason).approver_totp:
+    if request.kind == Kind.UNLOCK and turn.services.policy.rule(reason).approver_totp and not turn.recently_verified:
         return Outcome([ask_code("approve")], step="approve_code", data={"request": request_id})
     return await _decide(turn, request_id, approve=True, note=None)
 
@@ -160,6 +211,53 @@ async def on_deny_reason(turn: Turn) -> Outcome:
     return await _decide(turn, int(turn.data["request"]), approve=False, note=turn.text[:500])
 
 
+MAX_ANSWER = 1000
+
+
+async def start_answer(turn: Turn, request_id: int | None = None, answer: str = "") -> Outcome:
+    """Reply to a question someone handed to a person: typed with the command, or asked for next."""
+    if not turn.is_admin:
+        return only_admins()
+    request_id = request_id if request_id is not None else _request_id(turn.argument)
+    request = await turn.session.get(UnlockRequest, request_id) if request_id is not None else None
+    if request is None or request_id is None or request.kind != Kind.HELP:
+        return Outcome([Reply("admin/decided", {"verdict": Verdict.NOT_FOUND.value}, (PENDING, MENU))])
+    if answer:
+        return await _answer(turn, request_id, answer)
+    if request.status != Status.PENDING.value or await is_own(
+        turn.session, request, admin=turn.username or "", via=_via(turn)
+    ):
+        return await _answer(turn, request_id, "")  # says who answered, or refuses; changes nothing
+    context = {"id": request.id, "username": request.crm_username, "question": request.answers.get("question", "")}
+    return Outcome([Reply("admin/ask_answer", context, (CANCEL,))], step="answer_text", data={"request": request_id})
+
+
+async def on_answer_text(turn: Turn) -> Outcome:
+    return await _answer(turn, int(turn.data["request"]), turn.text)
+
+
+async def _answer(turn: Turn, request_id: int, answer: str) -> Outcome:
+    assert turn.username is not None
+    if answer:
+        decision = await answer_question(
+            turn.session,
+            now=turn.now,
+            request_id=request_id,
+            admin=turn.username,
+            answer=answer[:MAX_ANSWER],
+            admins=turn.services.admins,
+            via=_via(turn),
+        )
+    else:
+        request = await turn.session.get(UnlockRequest, request_id)
+        own = request is not None and await is_own(turn.session, request, admin=turn.username, via=_via(turn))
+        decision = Decision(Verdict.OWN_REQUEST if own else Verdict.ALREADY_DECIDED, request)
+    reply = Reply("admin/answered", decision.context, (PENDING, MENU))
+    if decision.verdict is Verdict.DECIDED and decision.request is not None:
+        return Outcome([reply, card(decision.request, now_pending=False)])
+    return Outcome([reply])
+
+
 async def command(turn: Turn) -> Outcome:
     """A typed admin command; the engine only sends admins here."""
     parsed = parse_command(turn.text)
@@ -175,6 +273,9 @@ async def command(turn: Turn) -> Outcome:
         return await start_denial(turn, _request_id(number), reason.strip())
     if verb == "stats":
         return await stats(turn)
+    if verb == "answer":
+        number, _, answer = rest.partition(" ")
+        return await start_answer(turn, _request_id(number), answer.strip())
     if not USERNAME.match(rest):
         return Outcome([Reply("admin/bad_username", buttons=(MENU,))])
     if verb in ("reset-totp", "unlink") and rest.casefold() == (turn.username or "").casefold():
@@ -272,6 +373,8 @@ async def start_admin_unlock(turn: Turn, username: str) -> Outcome:
         return Outcome([Reply("admin/no_such_user", {"username": username}, (MENU,))])
     if account.username == turn.username:  # by name or by e-mail: nobody unlocks themselves
         return Outcome([Reply("admin/decided", {"verdict": Verdict.OWN_REQUEST.value}, (MENU,))])
+    if turn.recently_verified:
+        return await admin_unlock(turn, account.username)
     if not await turn.services.totp.is_enrolled(turn.session, turn.require_user()):
         return not_enrolled()
     return Outcome([ask_code("admin_unlock")], step="unlock_code", data={"username": account.username})
@@ -284,6 +387,11 @@ async def on_admin_unlock_code(turn: Turn) -> Outcome:
     refused = await check_code(turn, step="unlock_code")
     if refused is not None:
         return refused
+    return await admin_unlock(turn, username)
+
+
+async def admin_unlock(turn: Turn, username: str) -> Outcome:
+    """The admin's identity is settled: queue the unlock like an approved request."""
     status = await turn.services.crm.lock_status(username)
     request = UnlockRequest(
         kind="unlock",
@@ -329,9 +437,17 @@ APPROVE = Flow(
     "approve", start=start_approval, steps={"approve_code": on_approve_code}, takes_text=frozenset({"approve_code"})
 )
 DENY = Flow("deny", start=start_denial, steps={"deny_reason": on_deny_reason}, takes_text=frozenset({"deny_reason"}))
+ANSWER = Flow(
+    "answer", start=start_answer, steps={"answer_text": on_answer_text}, takes_text=frozenset({"answer_text"})
+)
 ADMIN_COMMAND = Flow(
     "admin",
     start=command,
-    steps={"approve_code": on_approve_code, "deny_reason": on_deny_reason, "unlock_code": on_admin_unlock_code},
-    takes_text=frozenset({"approve_code", "deny_reason", "unlock_code"}),
+    steps={
+        "approve_code": on_approve_code,
+        "deny_reason": on_deny_reason,
+        "unlock_code": on_admin_unlock_code,
+        "answer_text": on_answer_text,
+    },
+    takes_text=frozenset({"approve_code", "deny_reason", "unlock_code", "answer_text"}),
 )

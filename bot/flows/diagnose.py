@@ -82,6 +82,8 @@ async def start_watching(turn: Turn) -> Outcome:
 async def ask_for_details(turn: Turn) -> Outcome:
     if Capability.LOGIN_HISTORY not in turn.services.crm.capabilities:
         return Outcome([Reply("diagnose/no_evidence", buttons=(MENU,))])
+    if turn.recently_verified:
+        return await evidence(turn)
     if not await turn.services.totp.is_enrolled(turn.session, turn.require_user()):
         return not_enrolled()
     return Outcome([ask_code("details")], step="code")
@@ -91,6 +93,11 @@ async def show_details(turn: Turn) -> Outcome:
     refused = await check_code(turn, step="code")
     if refused is not None:
         return refused
+    return await evidence(turn)
+
+
+async def evidence(turn: Turn) -> Outcome:
+    """The person's identity is settled: what the CRM recorded about the lock."""
     username = turn.require_user()
     status = await turn.services.crm.lock_status(username)
     if not status.locked or status.reason is None:

@@ -9,11 +9,13 @@ files a help request for the admins.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot.crm.base import LockReason
 from bot.flows.base import Flow, Outcome, Turn
 from bot.flows.menu import MENU, menu_buttons
 from bot.messages import Button, Reply
-from bot.requests.unlock_requests import file_request
+from bot.requests.unlock_requests import Kind, file_request, questions_since
 
 MAX_QUESTION = 500
 # A topic's action, as the action of the flow that answers it from live facts.
@@ -73,6 +75,10 @@ async def hand_to_a_human(turn: Turn) -> Outcome:
         return await answer(turn)
     if turn.username is None:
         return Outcome([Reply("faq/human_unlinked", buttons=(MENU,))])
+    # Each question reaches every admin: a person (or a stuck client) cannot flood them.
+    asked = await questions_since(turn.session, username=turn.username, since=turn.now - timedelta(days=1))
+    if asked >= turn.services.questions_per_day:
+        return Outcome([Reply("faq/human_capped", {"limit": turn.services.questions_per_day}, (MENU,))])
     request = await file_request(
         turn.session,
         now=turn.now,
@@ -84,7 +90,7 @@ async def hand_to_a_human(turn: Turn) -> Outcome:
         answers={"question": str(turn.data.get("question", ""))},
         lifetime=turn.services.request_lifetime,
         admins=turn.services.admins,
-        kind="help",
+        kind=Kind.HELP,
     )
     return Outcome([Reply("faq/human_filed", {"id": request.id}, (MENU,))])
 

@@ -45,7 +45,7 @@ async def start(turn: Turn) -> Outcome:
         if refusal is not None and refusal[0] == "cooldown":
             assert refusal[1] is not None
             return Outcome([Reply("unlock/cooldown", {"wait": refusal[1].total_seconds()}, (MENU,))])
-    if not rule.totp:
+    if not rule.totp or turn.recently_verified:
         return await after_identity(turn, status)
     if not await turn.services.totp.is_enrolled(turn.session, username):
         return not_enrolled()

@@ -28,6 +28,7 @@ async def check_code(turn: Turn, *, step: str, confirming: bool = False) -> Outc
         return Outcome([Reply("verify/public", buttons=(CANCEL,), secret_input=True)], step=step, data=turn.data)
     result = await turn.services.totp.verify(turn.session, username, turn.text, actor=turn.actor, confirming=confirming)
     if result.outcome is Verdict.OK:
+        turn.verified_at = turn.now  # a follow-up within the grace period asks for no other code
         return None
     if result.outcome is Verdict.THROTTLED:
         assert result.retry_after is not None

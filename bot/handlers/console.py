@@ -4,12 +4,23 @@ On a terminal it prompts and reads secrets without echo; otherwise it reads
 one line per turn, prints the replies and stops at the end of input. Buttons
 print as ``[1] Label``; the person types the number or the label in any case.
 Images are written to files whose paths are printed, with any text drawing.
+
+The only image the bot sends is an enrolment QR code, which holds a TOTP
+secret: its file is readable by its owner only (in a 0700 folder), and it is
+deleted as soon as a turn no longer asks for a code (the enrolment was
+confirmed or abandoned), when the next image replaces it, and when the
+console stops. A console that was killed leaves its file behind; the next
+start of the same user's console deletes it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
+import hashlib
+import os
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -45,27 +56,38 @@ class ConsoleChannel:
         self._image_dir = image_dir
         self._buttons: tuple[RenderedButton, ...] = ()
         self._secret_next = False
-        self._images = 0
+        # Files are named by a digest of the user id: any id makes a safe file name, and each user's are findable.
+        self._image_prefix = "qr-" + hashlib.sha256(user_id.encode()).hexdigest()[:16] + "-"
+        self._shown: list[Path] = []
 
     async def run(self) -> None:
-        await self._exchange(
-            Inbound(
-                CHANNEL,
-                self._user_id,
-                InboundKind.START,
-                locale_hint=self._locale,
-                locale_explicit=self._locale is not None,
+        self._delete_leftover_images()
+        try:
+            await self._exchange(
+                Inbound(
+                    CHANNEL,
+                    self._user_id,
+                    InboundKind.START,
+                    locale_hint=self._locale,
+                    locale_explicit=self._locale is not None,
+                )
             )
-        )
-        while True:
-            line = await asyncio.to_thread(self._read)
-            if line is None or line.strip().lower() in QUIT:
-                return
-            await self._exchange(self.translate(line))
+            while True:
+                line = await asyncio.to_thread(self._read)
+                if line is None or line.strip().lower() in QUIT:
+                    return
+                await self._exchange(self.translate(line))
+        finally:
+            self._delete_shown_images()
 
     def translate(self, line: str) -> Inbound:
         """A typed line as an event: a button when it names one by number or label, else text."""
         typed = line.strip()
+        if self._buttons and self._secret_next and typed.isascii() and typed.isdigit() and len(typed) <= 2:
+            # At a code prompt a one- or two-digit number is never a code: it is a button's number ("1" Cancel).
+            number = int(typed)
+            if 1 <= number <= len(self._buttons):
+                return self._button(self._buttons[number - 1].action)
         if self._buttons and not self._secret_next:
             if typed.isdigit() and typed.isascii():
                 number = int(typed)
@@ -111,14 +133,38 @@ class ConsoleChannel:
             self._stdout.write("\n")
             self._buttons = tuple(buttons)
         self._secret_next = any(reply.secret_input for reply in replies)
+        if not self._secret_next:
+            # No code is asked for any more: the QR code was used or given up, so its secret leaves the disk.
+            self._delete_shown_images()
         self._stdout.flush()
 
     def _write_image(self, reply: Rendered) -> None:
         assert reply.image is not None
-        self._image_dir.mkdir(parents=True, exist_ok=True)
-        self._images += 1
-        path = self._image_dir / f"{self._user_id}-{self._images}-{reply.image.name}"
-        path.write_bytes(reply.image.png)
+        self._delete_shown_images()
+        self._make_image_dir()
+        path = self._image_dir / f"{self._image_prefix}{secrets.token_hex(4)}-{Path(reply.image.name).name}"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)  # the umask may have taken more; it must not leave more
+            handle.write(reply.image.png)
+        self._shown.append(path)
         if reply.image.text_art:
             self._stdout.write(reply.image.text_art + "\n")
         self._stdout.write(f"(image saved to {path})\n")
+
+    def _make_image_dir(self) -> None:
+        missing = [folder for folder in (self._image_dir, *self._image_dir.parents) if not folder.exists()]
+        for folder in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                folder.mkdir(mode=0o700)
+                folder.chmod(0o700)
+
+    def _delete_shown_images(self) -> None:
+        for path in self._shown:
+            path.unlink(missing_ok=True)
+        self._shown.clear()
+
+    def _delete_leftover_images(self) -> None:
+        if self._image_dir.is_dir():
+            for path in self._image_dir.glob(f"{self._image_prefix}*"):
+                path.unlink(missing_ok=True)

@@ -9,9 +9,9 @@ defaults. The QR code goes out as a PNG for chat apps and as text for terminals.
 from __future__ import annotations
 
 import io
-from urllib.parse import quote, urlencode
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import quote, urlencode
 
 import pyotp
 import segno

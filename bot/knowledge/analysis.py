@@ -59,7 +59,7 @@ def _word_set(text: str) -> frozenset[str]:
 STOP_EN = _word_set(
     """
     a about above against all am an and any are as at be because been before being below between both
-    but by can could did do does doing don done down during each either else ever every few for from further get
+    but by can could did do does doing don done during each either else ever every few for from further get
     gets getting got had has have having he her here hers herself him himself his how however i if in into is it
     its itself just let like lol me might mine more most must my myself need needs no nor not now of off ok on once
     only or other our ours ourselves out over own please pls plz really same shall she should so some such than
@@ -84,8 +84,14 @@ STOP_ZH = _word_set(
     一些 有些 这些 那些 之类 什么样 怎么弄 怎么搞 能否 是否 可否 需要 这次 这样 那样 一样 还有 然后 结果 而且 的话
     些 才 呗 哪些 多少 几 点 儿 啥子 咱 咱们 大概 可能 应该 真的 真 特别 非常 比较 一点 有点 才能 这种 那种 一声
     完全 那边 这边 哪个 最近 之前 以前 刚 老 总是 总 还能 能够 提示 显示 做 干 弄 搞 算 问题 情况 一下子 不能 不了
-    啊啊 呃 唉 哎 哎呀 嘿 么么 不 不行 行 好的 好吧 是的 对的 对吧
+    啊啊 呃 唉 哎 哎呀 嘿 么么 不行 行 好的 好吧 是的 对的 对吧 好像 似乎 貌似 感觉 咋样 怎么样了 如何了 帮忙 一下下
     """
+)
+# English words that name no topic whatever their ending ("tells", "asked"): compared by stem.
+_STOP_STEMS = frozenset(
+    """
+    problem issu matter question ask wonder guess look tri seem mean need want know tell say see show explain
+    """.split()
 )
 
 Synonyms = tuple[tuple[str, ...], ...]
@@ -245,8 +251,9 @@ class Analyzer:
                         self._english_phrases[stems] = canonical
         self._longest_phrase = max((len(p) for p in self._english_phrases), default=1)
         keywords = [normalise(keyword) for keyword in keywords]
-        for keyword in keywords:
-            self._teach(keyword)
+        # Function words are cut out whole too, so that "咋整" is not read as 咋 + a stray 整.
+        for word in (*keywords, *STOP_ZH):
+            self._teach(word)
         texts = [*keywords, *(normalise(text) for text in texts)]
         # What a question's words are checked and corrected against: every word a topic or a synonym uses.
         chinese_known: dict[str, int] = {}
@@ -401,6 +408,6 @@ class Analyzer:
                     break
             else:
                 word, word_stem = words[index], stems[index]
-                if word not in STOP_EN and not word.isdigit() and len(word) > 1:
+                if word not in STOP_EN and word_stem not in _STOP_STEMS and not word.isdigit() and len(word) > 1:
                     yield Unit(word, (word_stem,), corrected[index])
                 index += 1

@@ -58,6 +58,9 @@ LOCALES = (LOCALE_ZH, LOCALE_EN)
 FIELD_WEIGHTS: Mapping[str, float] = {"keywords": 3.0, "title": 2.0, "questions": 1.0}
 BM25_K1 = 1.5
 BM25_B = 0.75
+# How much a topic that uses a word only in its example questions counts towards the word's document frequency.
+import os
+QUESTION_ONLY_SHARE = float(os.environ.get("QOS", "0.3"))
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 
@@ -104,13 +107,14 @@ class FaqResult:
 class Word:
     """One content word of a question, as the confidence rule sees it.
 
-    ``specificity`` is the highest inverse topic frequency of its known terms (``None``: no topic knows it);
+    ``short`` marks a lone Chinese character or an unknown English word of three letters or fewer: often a
+    slip or a particle, so it weighs less. ``specificity`` is the highest inverse topic frequency of its known terms (``None``: no topic knows it);
     ``topics`` are the topics that use one of its terms; ``anchors`` maps a topic to the specificity of the
     word's best term among that topic's keywords and title words; ``core`` says it is one of the words that
     name the FAQ's subject itself (being locked, unlocking, signing in).
     """
 
-    single_han: bool
+    short: bool
     corrected: bool
     core: bool
     specificity: float | None
@@ -125,6 +129,7 @@ class Reading:
     words: tuple[Word, ...]
     bm25: tuple[float, ...]
     characters: tuple[float, ...]
+    examples: tuple[float, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +152,8 @@ class ConfidenceRule:
     Ranking: BM25 relative to the best topic, plus ``char_weight`` times the character similarity.
 
     Answer: each content word weighs its inverse topic frequency, kept between ``known_floor`` and
-    ``known_ceiling``; a word no topic uses weighs ``unknown``, a lone Chinese character ``single_char`` times
-    as much. The best topic must cover at least ``coverage`` of that weight (``core_coverage`` when the
+    ``known_ceiling``; a word no topic uses weighs ``unknown``; a short word (a lone Chinese character, an
+    unknown English word of three letters or fewer) ``short_word`` times as much. The best topic must cover at least ``coverage`` of that weight (``core_coverage`` when the
     question names the subject itself: locked, unlock, sign in), one word it covers must be among its
     keywords or title words with a specificity above ``anchor_specificity``, and its score must exceed
     ``margin`` times the runner-up's. A question whose character similarity to one of the best topic's
@@ -161,12 +166,13 @@ class ConfidenceRule:
     """
 
     char_weight: float = 1.0
+    example_weight: float = 0.0
     coverage: float = 0.6
     core_coverage: float = 0.45
     unknown: float = 2.5
     known_floor: float = 1.0
     known_ceiling: float = 1.5
-    single_char: float = 0.5
+    short_word: float = 0.5
     anchor_specificity: float = 0.5
     margin: float = 1.0
     echo: float = 0.85
@@ -177,8 +183,8 @@ class ConfidenceRule:
         """Rank the topics for ``reading`` and decide between answer, unsure and off-topic."""
         best_bm25 = max(reading.bm25, default=0.0)
         scores = [
-            (bm25 / best_bm25 if best_bm25 > 0 else 0.0) + self.char_weight * chars
-            for bm25, chars in zip(reading.bm25, reading.characters, strict=True)
+            (bm25 / best_bm25 if best_bm25 > 0 else 0.0) + self.char_weight * chars + self.example_weight * example
+            for bm25, chars, example in zip(reading.bm25, reading.characters, reading.examples, strict=True)
         ]
         order = sorted(range(len(scores)), key=lambda i: -scores[i])
         if not order or scores[order[0]] <= 0:
@@ -193,8 +199,8 @@ class ConfidenceRule:
             else:
                 weight = min(max(word.specificity, self.known_floor), self.known_ceiling)
             core = core or word.core
-            if word.single_han:
-                weight *= self.single_char
+            if word.short:
+                weight *= self.short_word
             total += weight
             if word.specificity is not None:
                 known += weight
@@ -235,6 +241,7 @@ class FaqIndex:
         self._terms: list[_TopicTerms] = []
         texts: list[str] = []
         owners: list[int] = []
+        example_terms: list[frozenset[str]] = []
         for number, topic in enumerate(topics.values()):
             fields = {
                 "keywords": [k for locale in LOCALES for k in topic.keywords[locale]],
@@ -254,11 +261,16 @@ class FaqIndex:
             for text in fields["title"] + fields["questions"]:
                 texts.append(analyzer.expand(text))
                 owners.append(number)
+                example_terms.append(frozenset(analyzer.terms(text)))
         count = len(self._ids)
-        documents: dict[str, int] = {}
+        documents: dict[str, float] = {}
         for topic_terms in self._terms:
             for term in topic_terms.all:
-                documents[term] = documents.get(term, 0) + 1
+                # A topic that only mentions a word in passing, in an example question, shares it less than
+                # one that names it as a keyword or in its title: "why" belongs to why-locked, even though
+                # "is that why?" is asked about the network too.
+                share = 1.0 if term in topic_terms.anchors else QUESTION_ONLY_SHARE
+                documents[term] = documents.get(term, 0.0) + share
         # BM25's inverse document frequency; the same number says how specific a word is to few topics.
         self._specificity = {t: math.log(1 + (count - n + 0.5) / (n + 0.5)) for t, n in documents.items()}
         average = sum(t.length for t in self._terms) / count
@@ -270,6 +282,13 @@ class FaqIndex:
                 weight = self._specificity[term] * tf * (BM25_K1 + 1) / (tf + norm)
                 self._weights.setdefault(term, []).append((number, weight))
         self._ngrams = NgramIndex(texts, owners)
+        # Each example question as a unit vector of its terms, weighed by specificity, for the example layer.
+        self._owners = owners
+        self._examples: dict[str, list[tuple[int, float]]] = {}
+        for number, terms in enumerate(example_terms):
+            norm = math.sqrt(sum(self._specificity[t] ** 2 for t in terms)) or 1.0
+            for term in terms:
+                self._examples.setdefault(term, []).append((number, self._specificity[term] / norm))
 
     @classmethod
     def build(
@@ -323,9 +342,24 @@ class FaqIndex:
         words = tuple(self._word(unit) for unit in units)
         if not words:
             # Nothing but function words ("hi", "你好", "???"): no layer has anything to go on.
-            return Reading((), tuple(bm25), (0.0,) * count)
+            return Reading((), tuple(bm25), (0.0,) * count, (0.0,) * count)
         characters = self._ngrams.best_per_owner(self._analyzer.expand(question), count)
-        return Reading(words, tuple(bm25), tuple(characters))
+        return Reading(words, tuple(bm25), tuple(characters), tuple(self._example_similarity(units)))
+
+    def _example_similarity(self, units: Sequence[Unit]) -> list[float]:
+        terms = {t for unit in units for t in unit.terms if t in self._specificity}
+        # Unknown words make the question less like any example: they count in its length.
+        unknown = sum(1 for unit in units if not any(t in self._specificity for t in unit.terms))
+        norm = math.sqrt(sum(self._specificity[t] ** 2 for t in terms) + unknown * 4.0) or 1.0
+        sums: dict[int, float] = {}
+        for term in terms:
+            for number, weight in self._examples.get(term, ()):
+                sums[number] = sums.get(number, 0.0) + weight * self._specificity[term] / norm
+        best = [0.0] * len(self._ids)
+        for number, value in sums.items():
+            owner = self._owners[number]
+            best[owner] = max(best[owner], value)
+        return best
 
     def _word(self, unit: Unit) -> Word:
         known = [self._specificity[t] for t in unit.terms if t in self._specificity]
@@ -336,7 +370,7 @@ class FaqIndex:
             if any(t in self._terms[n].anchors for t in unit.terms)
         }
         return Word(
-            single_han=len(unit.text) == 1 and is_han(unit.text),
+            short=(len(unit.text) == 1 and is_han(unit.text)) or (not known and len(unit.text) <= 3),
             corrected=unit.corrected,
             core=any(t in self._core for t in unit.terms),
             specificity=max(known, default=None),

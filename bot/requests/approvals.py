@@ -19,11 +19,14 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.identity.linking import account_key
+from bot.messages import Button
 from bot.requests import audit
-from bot.requests.notifications import notify
+from bot.requests.notifications import MENU, notify
 from bot.requests.outbox import enqueue
 from bot.requests.unlock_requests import UNLOCKS, Kind, Status
 from bot.storage.models import ChatIdentity, OutboxItem, UnlockRequest
+
+ASK_AGAIN = Button("ask", "ask")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +191,75 @@ async def decide(
         context={"id": request.id, "approved": approve, "by": admin, "note": note, "kind": request.kind},
     )
     await session.refresh(request)
+    return Decision(Verdict.DECIDED, request)
+
+
+async def answer_question(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    request_id: int,
+    admin: str,
+    answer: str,
+    admins: Collection[str],
+    via: ChatAccount,
+) -> Decision:
+    """An admin answers a question someone handed to a person: once, by one admin, never their own.
+
+    The person hears the answer; the other admins hear that it has been answered, so nobody answers twice.
+    """
+    if admin not in admins:
+        return Decision(Verdict.NOT_ADMIN)
+    request = await session.get(UnlockRequest, request_id)
+    if request is None or request.kind != Kind.HELP:
+        return Decision(Verdict.NOT_FOUND)
+    if await is_own(session, request, admin=admin, via=via):
+        return Decision(Verdict.OWN_REQUEST, request)
+    changed = await session.execute(
+        update(UnlockRequest)
+        .where(
+            UnlockRequest.id == request_id,
+            UnlockRequest.status == Status.PENDING.value,
+            UnlockRequest.expires_at > now,
+        )
+        .values(
+            status=Status.DONE.value,
+            decided_at=now,
+            decided_by=admin,
+            decided_via=via.key,
+            decision_note=answer,
+            executed_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(request)
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        return Decision(Verdict.EXPIRED if request.status == Status.PENDING.value else Verdict.ALREADY_DECIDED, request)
+    await audit.record(
+        session,
+        at=now,
+        actor=via.key,
+        action="question.answered",
+        subject=request.crm_username,
+        details={"request": request.id, "admin": admin},
+    )
+    question = str(request.answers.get("question", ""))
+    await notify(
+        session,
+        now=now,
+        usernames=[request.crm_username],
+        template="requests/answered",
+        context={"id": request.id, "question": question, "answer": answer, "by": admin},
+        buttons=(MENU, ASK_AGAIN),
+    )
+    await notify(
+        session,
+        now=now,
+        usernames=[a for a in admins if a not in (admin, request.crm_username)],
+        template="admin/question_answered",
+        context={"id": request.id, "username": request.crm_username, "by": admin},
+    )
     return Decision(Verdict.DECIDED, request)
 
 

@@ -87,10 +87,11 @@ def session_key(session: AsyncSession) -> AuditKey | None:
     return key if isinstance(key, AuditKey) else None
 
 
-def _body(prev_hash: str, at: str, actor: str, action: str, subject: str, details: dict[str, Any], **extra: str) -> bytes:
+def _body(
+    prev_hash: str, at: str, actor: str, action: str, subject: str, details: dict[str, Any], **extra: str
+) -> bytes:
     return json.dumps(
-        {"prev": prev_hash, "at": at, "actor": actor, "action": action, "subject": subject, "details": details}
-        | extra,
+        {"prev": prev_hash, "at": at, "actor": actor, "action": action, "subject": subject, "details": details} | extra,
         sort_keys=True,
         ensure_ascii=False,
         default=str,
@@ -130,7 +131,9 @@ async def record(
     await lock_chain(session)
     details = details or {}
     key = session_key(session)
-    last = (await session.execute(select(AuditEvent.hash, AuditEvent.key_id).order_by(AuditEvent.id.desc()).limit(1))).first()
+    last = (
+        await session.execute(select(AuditEvent.hash, AuditEvent.key_id).order_by(AuditEvent.id.desc()).limit(1))
+    ).first()
     prev = last.hash if last is not None else GENESIS
     if key is None and last is not None and last.key_id is not None:
         raise ConfigError(
@@ -175,7 +178,9 @@ class Head:
 
 
 async def head(session: AsyncSession) -> Head | None:
-    row = (await session.execute(select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))).first()
+    row = (
+        await session.execute(select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
+    ).first()
     return Head(row.id, row.hash) if row is not None else None
 
 

@@ -16,7 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import Button, Reply
 from bot.requests import audit
-from bot.storage.models import AuditEvent, Notification
+from bot.storage.models import AuditEvent, Notification, UnlockRequest
+
+# The button most notifications carry, so the person can go on from them.
+MENU = Button("menu", "menu")
 
 
 async def notify(
@@ -63,6 +66,7 @@ async def take_pending(session: AsyncSession, *, now: datetime, username: str, a
     )
     if not pending:
         return []
+    stale = await _decided_since(session, pending)
     # Claimed in one conditional UPDATE: of two readers at once, each notification goes to one.
     claimed = set(
         await session.scalars(
@@ -76,8 +80,26 @@ async def take_pending(session: AsyncSession, *, now: datetime, username: str, a
     return [
         (n.id, Reply(n.template, n.context, tuple(Button(action, label) for action, label in n.buttons or ())))
         for n in pending
-        if n.id in claimed
+        if n.id in claimed and n.id not in stale
     ]
+
+
+# Notices that ask an admin to act on a request: once it is decided, they would only send admins after it.
+_ASKS_FOR_A_DECISION = frozenset({"admin/new_request", "admin/reminder"})
+
+
+async def _decided_since(session: AsyncSession, notifications: Sequence[Notification]) -> set[int]:
+    """The notifications that ask for a decision on a request that no longer waits for one."""
+    asking = {n.id: n.context.get("id") for n in notifications if n.template in _ASKS_FOR_A_DECISION}
+    request_ids = {i for i in asking.values() if isinstance(i, int)}
+    if not request_ids:
+        return set()
+    waiting = set(
+        await session.scalars(
+            select(UnlockRequest.id).where(UnlockRequest.id.in_(request_ids), UnlockRequest.status == "pending")
+        )
+    )
+    return {n for n, request_id in asking.items() if request_id not in waiting}
 
 
 async def requeue(session: AsyncSession, ids: Iterable[int]) -> None:

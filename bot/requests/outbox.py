@@ -23,14 +23,13 @@ from bot.crm.base import Capability, CrmBackend, LockReason
 from bot.errors import CrmError, CrmUnavailable
 from bot.messages import Button
 from bot.requests import audit
-from bot.requests.notifications import notify
+from bot.requests.notifications import MENU, notify
 from bot.requests.unlock_requests import Kind, Status
 from bot.storage.db import Database
 from bot.storage.models import OutboxItem, UnlockRequest
 
 log = logging.getLogger(__name__)
 
-MENU = Button("menu", "menu")
 
 LEASE = timedelta(minutes=2)
 MAX_BACKOFF = timedelta(minutes=10)

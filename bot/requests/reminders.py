@@ -84,7 +84,13 @@ async def remind_admins(
         await session.refresh(request)
         reminded.append(request.id)
         minutes = int((now - request.created_at).total_seconds() // 60)
-        context = {"id": request.id, "username": request.crm_username, "reason": request.reason, "minutes": minutes}
+        context = {
+            "id": request.id,
+            "kind": request.kind,
+            "username": request.crm_username,
+            "reason": request.reason,
+            "minutes": minutes,
+        }
         recipients = [a for a in admins if a != request.crm_username]
         if request.reminders_sent >= settings.escalate_after_reminders and not request.escalated:
             request.escalated = True

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.crm.base import LockReason
@@ -102,6 +102,20 @@ async def file_request(
         context={"id": request.id, "username": username, "reason": reason.value, "kind": kind},
     )
     return request
+
+
+async def questions_since(session: AsyncSession, *, username: str, since: datetime) -> int:
+    """How many questions ``username`` has handed to the admins since ``since``."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(UnlockRequest)
+        .where(
+            UnlockRequest.crm_username == username,
+            UnlockRequest.kind == Kind.HELP.value,
+            UnlockRequest.created_at >= since,
+        )
+    )
+    return int(count or 0)
 
 
 async def pending_requests(session: AsyncSession, *, now: datetime, limit: int = 10) -> list[UnlockRequest]:

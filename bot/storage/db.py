@@ -175,7 +175,7 @@ def alembic_config(url: str) -> AlembicConfig:
 
 
 def upgrade(url: str, revision: str = "head", *, create: bool = False) -> None:
-    """Migrate the database at ``url``; a missing SQLite file is created only where its folder exists or with ``create``."""
+    """Migrate the database at ``url``; a new SQLite file is made only where its folder exists, or with ``create``."""
     prepare_sqlite_file(url, create=create)
     command.upgrade(alembic_config(url), revision)
 

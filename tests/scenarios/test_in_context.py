@@ -98,7 +98,10 @@ CASES = (
         "erin",
         "en",
         "is it my network",
-        ("because of a fault in the CRM itself, not because of your network", f"The fault: {FAULT} (being investigated"),
+        (
+            "because of a fault in the CRM itself, not because of your network",
+            f"The fault: {FAULT} (being investigated",
+        ),
         CHECKLIST + CRM_IS_FINE,
     ),
     Case(
@@ -121,7 +124,7 @@ CASES = (
         "en",
         "is it my network",
         ("your session kept dropping", "it has an open fault", "can you open other websites"),
-        CRM_IS_FINE + ("not because of your network",),
+        (*CRM_IS_FINE, "not because of your network"),
     ),
     Case(
         "grace",
@@ -151,14 +154,14 @@ CASES = (
         "en",
         "is this normal?",
         ("Yes, this is normal: it's the CRM's ordinary security rule working as designed.",),
-        MAINTENANCE_RULES + ("many people at once", "points to the system"),
+        (*MAINTENANCE_RULES, "many people at once", "points to the system"),
     ),
     Case(
         "alice",
         "zh-CN",
         "这正常吗",
         ("属于正常情况：这是 CRM 的常规安全规则在按设计起作用", "密码连续输错了好几次"),
-        MAINTENANCE_RULES + ("多半是系统原因",),
+        (*MAINTENANCE_RULES, "多半是系统原因"),
     ),
     Case(
         "heidi",
@@ -193,7 +196,7 @@ CASES = (
         "zh-CN",
         "这正常吗",
         ("这不属于正常情况：CRM 出了故障", "正在排查"),
-        ("常规安全规则",) + CRM_IS_FINE,
+        ("常规安全规则", *CRM_IS_FINE),
     ),
     Case(
         "ivan",
@@ -328,7 +331,10 @@ CASES = (
         "bob",
         "en",
         "What's happening with my request?",
-        ("Your unlock request #1, filed 2026-11-29 09:00 UTC: waiting for an admin.", "expires at 2026-11-30 09:00 UTC"),
+        (
+            "Your unlock request #1, filed 2026-11-29 09:00 UTC: waiting for an admin.",
+            "expires at 2026-11-30 09:00 UTC",
+        ),
         labels=("Withdraw my request",),
         setup=bob_files_a_request,
     ),
@@ -389,14 +395,17 @@ CASES = (
         "en",
         "I'm not locked but I still can't sign in",
         ("The CRM says your account isn't locked", "Step 1 of 3, the password"),
-        ("not sure",),
+        ("I'm not sure I understood",),
         ("That worked, I'm in", "Still not working"),
     ),
     Case(
         "alice",
         "en",
         "I'm not locked but I still can't sign in",
-        ("You can't sign in because your account is locked: it was locked because too many wrong passwords were typed",),
+        (
+            "You can't sign in because your account is locked: "
+            "it was locked because too many wrong passwords were typed",
+        ),
         ("Step 1 of 3",),
         ("Unlock me",),
     ),

@@ -44,6 +44,28 @@ async def test_an_unlocked_user_is_told_so(app: App) -> None:
     await chat.start()
     said = await chat.press("Why am I locked?")
     assert "not locked" in said.text
+    assert "I still can't sign in" in said.labels
+
+
+async def test_a_fault_reads_in_the_persons_language(app: App) -> None:
+    chat = Chat(app.engine, "erin", locale="zh-CN")
+    said = await chat.say("为什么我被锁定了")
+    assert "故障：Database storage fault in the orders module（正在排查，2026-11-29 08:20 UTC 开始）" in said.text
+    assert "investigating" not in said.text
+
+
+async def test_the_card_mentions_an_open_request(app: App) -> None:
+    bob = Chat(app.engine, "bob", locale="zh-CN")
+    await bob.say("解锁")
+    await bob.say(await demo_code(app, "bob"))
+    await bob.press("否")
+    said = await bob.say("为什么我被锁定了")
+    assert "你已经有一个解锁申请 #1：等待管理员处理；如果一直没人处理，它会在 2026-11-30 09:00 UTC 过期" in said.text
+    assert "接下来" not in said.text  # the steps to file it are behind him
+    assert "帮我解锁" not in said.labels
+    assert "请管理员帮我解锁" not in said.labels
+    said = await bob.press("我的申请到哪一步了？")
+    assert "你的解锁申请 #1（提交于 2026-11-29 09:00 UTC）：等待管理员处理" in said.text
 
 
 async def test_maintenance_shows_the_window(app: App) -> None:
