@@ -5,19 +5,20 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format clean
+.PHONY: demo test lint format clean constraints
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "unlockbot needs Python 3.11 or newer (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+# Every install takes its versions from constraints.txt, so CI and every machine run what was tested.
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
@@ -34,6 +35,19 @@ test: lint
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Refresh constraints.txt on purpose: what pyproject.toml resolves to today, in a venv of its own so
+# nothing installed by hand slips in. Run make test on the result before committing it.
+FRESH := .venv-constraints
+constraints:
+	rm -rf $(FRESH)
+	$(PYTHON) -m venv $(FRESH)
+	$(FRESH)/bin/python -m pip install --quiet --upgrade pip
+	$(FRESH)/bin/python -m pip install --quiet -e '.[dev]'
+	@printf '%s\n' '# Exact versions CI and `make` install with (pip install -c constraints.txt ...).' \
+		'# Refresh on purpose, never by hand-editing one line: see "Dependencies" in CONTRIBUTING.md.' > constraints.txt
+	$(FRESH)/bin/python -m pip freeze --exclude-editable >> constraints.txt
+	rm -rf $(FRESH)
 
 clean:
 	rm -rf $(VENV) .unlockbot .pytest_cache .mypy_cache .ruff_cache

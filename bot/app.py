@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from importlib import resources
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -30,6 +31,7 @@ from bot.identity.totp import TotpVerifier
 from bot.knowledge.commands import CommandMatcher
 from bot.knowledge.reasons import load_reasons
 from bot.knowledge.retrieval import FaqIndex
+from bot.metrics import MeteredCrm, Metrics, use_metrics
 from bot.rendering import Renderer, make_environment
 from bot.requests.housekeeping import Housekeeper
 from bot.requests.outbox import OutboxWorker
@@ -38,15 +40,31 @@ from bot.storage.db import Database
 from bot.storage.meta import CLEAR_DEMO_COMMAND, DEMO_ADMINS, is_demo
 from bot.storage.models import TotpEnrolment
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+def bundled_dir(name: str) -> Path:
+    """``templates`` or ``knowledge`` as shipped with the code.
+
+    A wheel carries them inside the package, as ``bot/data/<name>``; in a
+    checkout (an editable install) they stay at the top of the repository.
+    """
+    package = Path(str(resources.files("bot")))
+    if (package / "data" / name).is_dir():
+        return package / "data" / name
+    checkout = package.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / name).is_dir():
+        return checkout / name
+    raise ConfigError(
+        f"bot.{name}_dir: unlockbot's {name}/ folder is not installed beside {package}; "
+        f"reinstall unlockbot, or set [bot] {name}_dir to a copy"
+    )
 
 
 def templates_dir(settings: Settings) -> Path:
-    return settings.bot.templates_dir or PROJECT_ROOT / "templates"
+    return settings.bot.templates_dir or bundled_dir("templates")
 
 
 def knowledge_dir(settings: Settings) -> Path:
-    return settings.bot.knowledge_dir or PROJECT_ROOT / "knowledge"
+    return settings.bot.knowledge_dir or bundled_dir("knowledge")
 
 
 def build_crm(settings: Settings, clock: Clock) -> SqlCrm | ResilientCrm:
@@ -65,6 +83,7 @@ class App:
     engine: Engine
     outbox: OutboxWorker
     housekeeper: Housekeeper
+    metrics: Metrics
 
 
 async def _admins(database: Database, settings: Settings) -> tuple[str, ...]:
@@ -111,6 +130,10 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
         await crm.create_schema()
         box = load_key(settings)
         await _check_key(database, box)
+        metrics = Metrics(breaker=crm.breaker if isinstance(crm, ResilientCrm) else None)
+        use_metrics(database, metrics)
+        # What the bot asks of the CRM is counted; app.crm stays the backend itself, for the demo and the CLI.
+        metered = MeteredCrm(crm, metrics)
         knowledge = knowledge_dir(settings)
         reasons = load_reasons(knowledge / "reasons.yaml")
         faq = FaqIndex.load(knowledge)
@@ -118,7 +141,7 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
         renderer = Renderer(make_environment(templates, settings.bot.timezone, reasons, faq.topics), templates)
         totp = TotpVerifier(box, clock, settings.totp)
         services = Services(
-            crm=crm,
+            crm=metered,
             totp=totp,
             faq=faq,
             policy=UnlockPolicy(settings.policy),
@@ -135,7 +158,7 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
             questions_per_day=settings.requests.questions_per_day,
         )
         commands = CommandMatcher.load(knowledge / "commands.yaml", ACTIONS.keys())
-        outbox = OutboxWorker(database, crm, clock, admins=services.admins)
+        outbox = OutboxWorker(database, metered, clock, admins=services.admins)
         engine = Engine(
             database,
             services,
@@ -144,17 +167,18 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
             default_locale=settings.bot.default_locale,
             outbox=outbox,
             idle_timeout=timedelta(minutes=settings.bot.idle_timeout_minutes),
+            metrics=metrics,
         )
         housekeeper = Housekeeper(
             database,
             outbox,
-            crm,
+            metered,
             clock,
             settings.requests,
             admins=services.admins,
             escalation=settings.admins.escalation,
         )
-        yield App(settings, clock, database, crm, box, totp, renderer, engine, outbox, housekeeper)
+        yield App(settings, clock, database, crm, box, totp, renderer, engine, outbox, housekeeper, metrics)
     finally:
         await crm.aclose()
         await database.dispose()

@@ -157,12 +157,16 @@ def _run(args: argparse.Namespace, logs: LogSetup) -> int:
     hint = "" if args.verbose else " (run with -v for details)"
 
     def fail(message: str, status: int) -> int:
-        print(f"unlockbot: {logs.redactor.redact(message, ours=False)}", file=sys.stderr)
+        if logs.json:  # whatever reads standard error expects JSON lines: this is one more
+            log.error("%s", message)
+        else:
+            print(f"unlockbot: {logs.redactor.redact(message, ours=False)}", file=sys.stderr)
         return status
 
     try:
         settings = load_settings(args.config)
         logs.add_secrets(secrets_of(settings))
+        logs.use(settings.log, serving=args.command == "serve")
         status = asyncio.run(_dispatch(args, settings))
     except (ConfigError, NotADemoDatabase) as exc:
         return fail(str(exc), 2)
@@ -454,8 +458,12 @@ async def _crm_check(app: App, *, as_json: bool) -> int:
 
 
 _NOT_SURE = {
-    "zh-CN": "我不太确定你问的是哪一项。最接近的话题:{titles}",
+    "zh-CN": "我不太确定你问的是哪一项。最接近的话题：{titles}",
     "en": "I'm not sure which question you mean. Closest topics: {titles}",
+}
+_OFF_TOPIC = {
+    "zh-CN": "这个我帮不上忙：我只负责 CRM 登录和账号锁定方面的问题。",
+    "en": "I can't help with that: I only deal with signing in to the CRM and locked CRM accounts.",
 }
 
 
@@ -475,6 +483,8 @@ def _faq(args: argparse.Namespace, settings: Settings) -> int:
             print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
         elif result.answer_id is not None:
             print(index.topics[result.answer_id].answer[result.locale].rstrip(), flush=True)
+        elif result.off_topic:
+            print(_OFF_TOPIC[result.locale], flush=True)
         else:
             titles = "; ".join(match.title for match in result.matches) or "-"
             print(_NOT_SURE[result.locale].format(titles=titles), flush=True)

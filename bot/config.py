@@ -390,6 +390,14 @@ class ConsoleSettings(_Section):
     image_dir: Path | None = None
 
 
+class LogSettings(_Section):
+    # What `unlockbot serve` logs: "info" is warnings, errors and one line per turn; "debug" adds our own debug
+    # lines. Other commands show warnings and errors only, unless run with -v; -vv adds the libraries' debug output.
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    # "text": one line per record; "json": one JSON object per line, stack traces included (for log collectors).
+    format: Literal["text", "json"] = "text"
+
+
 class Settings(_Section):
     bot: BotSettings = BotSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -403,6 +411,7 @@ class Settings(_Section):
     http: HttpSettings = HttpSettings()
     slack: SlackSettings = SlackSettings()
     console: ConsoleSettings = ConsoleSettings()
+    log: LogSettings = LogSettings()
 
     @field_validator("policy")
     @classmethod

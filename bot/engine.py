@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 import logging
 import re
+import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from bot.messages import (
     replies_from_json,
     replies_to_json,
 )
+from bot.metrics import Metrics, TurnOutcome
 from bot.rendering import Renderer
 from bot.requests.notifications import requeue, take_pending
 from bot.requests.outbox import OutboxWorker
@@ -66,6 +68,15 @@ def clean_text(text: str) -> str:
     return _CONTROL.sub("", text).strip()
 
 
+@dataclass(slots=True)
+class _TurnNote:
+    """What the log line and the metrics say of a turn: how it ended, and the flow and step it left."""
+
+    outcome: str = TurnOutcome.ERROR
+    flow: str | None = None
+    step: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """Replies to send to one person, unprompted."""
@@ -89,6 +100,7 @@ class Engine:
         default_locale: str,
         outbox: OutboxWorker | None = None,
         idle_timeout: timedelta = timedelta(minutes=30),
+        metrics: Metrics | None = None,
     ) -> None:
         self._db = database
         self._services = services
@@ -99,6 +111,7 @@ class Engine:
         # known before the reply goes out; without it the housekeeper carries the work out a little later.
         self._outbox = outbox
         self._idle_timeout = idle_timeout
+        self._metrics = metrics
         self._locks: weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock] = weakref.WeakValueDictionary()
 
     def _lock(self, inbound: Inbound) -> asyncio.Lock:
@@ -111,6 +124,34 @@ class Engine:
 
     async def handle(self, inbound: Inbound) -> list[Rendered]:
         """Handle one event; never raises for anything the person did."""
+        started = time.perf_counter()
+        note = _TurnNote()
+        try:
+            return await self._handle(inbound, note)
+        except asyncio.CancelledError:
+            note.outcome = TurnOutcome.CANCELLED  # the process is stopping
+            raise
+        finally:
+            self._log_turn(inbound, note, time.perf_counter() - started)
+
+    def _log_turn(self, inbound: Inbound, note: _TurnNote, seconds: float) -> None:
+        """The operator's one line per turn, and the turn metrics; nothing in either names the person."""
+        fields = {
+            "channel": inbound.channel,
+            "flow": note.flow or "-",
+            "step": note.step or ("end" if note.flow else "-"),
+            "outcome": note.outcome,
+            "duration_s": round(seconds, 4),
+        }
+        log.info(
+            "turn channel=%(channel)s flow=%(flow)s step=%(step)s outcome=%(outcome)s duration=%(duration_s).3fs",
+            fields,
+            extra=fields,
+        )
+        if self._metrics is not None:
+            self._metrics.turn(inbound.channel, note.outcome, seconds)
+
+    async def _handle(self, inbound: Inbound, note: _TurnNote) -> list[Rendered]:
         lock = self._lock(inbound)  # held in a local so the weak entry lives for the turn
         async with lock:
             locale = inbound.locale_hint if inbound.locale_hint in LOCALES else self._default_locale
@@ -118,26 +159,44 @@ class Engine:
             try:
                 async with self._db.session() as session, session.begin():
                     if inbound.event_id and await self._seen_before(session, inbound):
+                        note.outcome = TurnOutcome.DUPLICATE
                         return []
                     conversation = await self._conversation(session, inbound)
+                    note.flow, note.step = conversation.flow, conversation.step
                     locale = conversation.locale = self._locale(conversation, inbound)
                     replies = await self._turn(session, conversation, inbound, queued)
+                    # Where the turn left the conversation; a flow that ended shows as its name with step "end".
+                    note.flow, note.step = conversation.flow or note.flow, conversation.step
                     locale = conversation.locale
                     replies = await self._pending_notifications(session, conversation, inbound) + replies
                     # Rendered inside the transaction: a template that fails changes nothing either.
                     rendered = [self._renderer.render(reply, locale) for reply in replies]
             except BotError as exc:
+                note.outcome = TurnOutcome.FAILED
                 log.warning("turn failed for %s:%s: %s", inbound.channel, inbound.user_id, exc)
                 failure = Reply(exc.reply, buttons=MENU_BUTTONS)
             except Exception:
                 log.exception("unexpected error in a turn for %s:%s", inbound.channel, inbound.user_id)
                 failure = Reply("errors/internal", buttons=MENU_BUTTONS)
             else:
+                note.outcome = TurnOutcome.OK
                 if queued:
-                    rendered += await self._carry_out(inbound, queued)
+                    rendered = self._followed_by(rendered, await self._carry_out(inbound, queued))
                 return rendered
             await self._offer_menu_after_failure(inbound)
             return [self._renderer.render(failure, locale)]
+
+    @staticmethod
+    def _followed_by(rendered: list[Rendered], after: list[Rendered]) -> list[Rendered]:
+        """``rendered`` then ``after``; a button ``after`` offers again is shown once, in its newer place."""
+        again = {button.action for reply in after for button in reply.buttons}
+        if not again:
+            return rendered + after
+        earlier = [
+            dataclasses.replace(reply, buttons=tuple(b for b in reply.buttons if b.action not in again))
+            for reply in rendered
+        ]
+        return earlier + after
 
     async def _carry_out(self, inbound: Inbound, items: list[int]) -> list[Rendered]:
         """Run the CRM work the committed turn queued, then say whatever its outcome left for the person.
@@ -166,6 +225,19 @@ class Engine:
                 conversation.offered = offered + [b.action for b in MENU_BUTTONS if b.action not in offered]
         except Exception:  # the database itself may be what failed; the apology still goes out
             log.exception("could not record the menu after a failed turn for %s:%s", inbound.channel, inbound.user_id)
+
+    async def awaits_secret(self, channel: str, team_id: str, user_id: str) -> bool:
+        """Whether the person's last prompt asked for a secret (a code), so their next message must vanish.
+
+        Kept with the conversation, so a channel that restarts (or another replica) still knows.
+        """
+        async with self._db.session() as session:
+            prompt = await session.scalar(
+                select(Conversation.prompt).where(
+                    Conversation.channel == channel, Conversation.team_id == team_id, Conversation.user_id == user_id
+                )
+            )
+        return any(reply.secret_input for reply in replies_from_json(prompt or "[]"))
 
     async def is_linked(self, channel: str, team_id: str, user_id: str) -> bool:
         async with self._db.session() as session:

@@ -1,11 +1,18 @@
 """``unlockbot serve``: every configured channel in one process and one event loop.
 
 Channels that receive over HTTP (Telegram webhooks, Slack's Events API) add
-their routes to one shared aiohttp server on ``[http] host``/``port``, which
-also answers ``/healthz``. Channels that pull (Telegram polling, Slack Socket
-Mode) start their own tasks. Every few seconds each channel delivers what the
-bot has to say unprompted (notifications, admin cards), and the housekeeper
-expires requests, reminds admins and runs the outbox.
+their routes to one shared aiohttp server on ``[http] host``/``port``. Channels
+that pull (Telegram polling, Slack Socket Mode) start their own tasks. Every
+few seconds each channel delivers what the bot has to say unprompted
+(notifications, admin cards), and the housekeeper expires requests, reminds
+admins and runs the outbox.
+
+The same server tells the operator how the bot is doing:
+
+    /healthz   liveness: 200 whenever the event loop answers
+    /readyz    readiness: 200 when the database answers, is at the newest migration and every channel is
+               connected; otherwise 503, with a JSON body naming what failed
+    /metrics   Prometheus metrics (``bot.metrics``)
 """
 
 from __future__ import annotations
@@ -14,11 +21,17 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from aiohttp import web
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from bot.app import App
+from bot.logs import describe
+from bot.metrics import read_state
+from bot.storage.db import Database, alembic_config
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +56,13 @@ class ChannelRunner(Protocol):
     async def stop(self) -> None: ...
 
 
+@runtime_checkable
+class ReportsConnection(Protocol):
+    """A channel that can tell whether its link to the platform is up (a socket or a poll loop)."""
+
+    def connected(self) -> bool: ...
+
+
 def configured_channels(app: App) -> list[ChannelRunner]:
     """The channels whose settings are filled in; each module is imported only when used."""
     channels: list[ChannelRunner] = []
@@ -57,8 +77,88 @@ def configured_channels(app: App) -> list[ChannelRunner]:
     return channels
 
 
+# How long /readyz and /metrics wait for the database before calling it unavailable.
+CHECK_TIMEOUT = 3.0
+
+
 async def _health(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+class Readiness:
+    """What ``/readyz`` checks: the database answers and is at this code's newest migration, and every
+    channel has started and, where it can tell, is connected."""
+
+    def __init__(
+        self, database: Database, channels: Sequence[ChannelRunner], *, timeout: float = CHECK_TIMEOUT
+    ) -> None:
+        self._database = database
+        self._channels = channels
+        self._timeout = timeout
+        self._heads = frozenset(ScriptDirectory.from_config(alembic_config(database.url)).get_heads())
+        self.started: set[str] = set()
+
+    async def _revisions(self) -> frozenset[str]:
+        async with self._database.engine.connect() as connection:
+            heads = await connection.run_sync(lambda sync: MigrationContext.configure(sync).get_current_heads())
+        return frozenset(heads)
+
+    def _channel_state(self, channel: ChannelRunner) -> str:
+        if channel.name not in self.started:
+            return "starting"
+        if isinstance(channel, ReportsConnection) and not channel.connected():
+            return "disconnected"
+        return "connected"
+
+    async def check(self) -> tuple[bool, dict[str, Any]]:
+        """Whether the bot is ready, and the JSON body that says so or names what failed."""
+        checks: dict[str, str] = {}
+        failed: list[str] = []
+        try:
+            async with asyncio.timeout(self._timeout):
+                current = await self._revisions()
+        except Exception as exc:  # whatever the reason, a database that does not answer is the answer
+            log.warning("not ready: the database does not answer (%s)", describe(exc))
+            checks["database"] = f"not answering ({type(exc).__name__})"
+            failed.append("database")
+        else:
+            checks["database"] = "ok"
+            if current == self._heads:
+                checks["migrations"] = "ok"
+            else:
+                at = ", ".join(sorted(current)) or "none"
+                checks["migrations"] = (
+                    f"at {at}, this version needs {', '.join(sorted(self._heads))}: run `unlockbot db upgrade`"
+                )
+                failed.append("migrations")
+        for channel in self._channels:
+            key = f"channel:{channel.name}"
+            checks[key] = self._channel_state(channel)
+            if checks[key] != "connected":
+                failed.append(key)
+        if failed:
+            return False, {"status": "not ready", "failed": failed, "checks": checks}
+        return True, {"status": "ready", "checks": checks}
+
+
+def _operations_routes(server: web.Application, app: App, readiness: Readiness) -> None:
+    async def ready(_: web.Request) -> web.Response:
+        ok, body = await readiness.check()
+        return web.json_response(body, status=200 if ok else 503)
+
+    async def metrics(request: web.Request) -> web.Response:
+        state = None
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT), app.database.session() as session:
+                state = await read_state(session)
+        except Exception as exc:  # the scrape still answers; the gauges read from the database are left out
+            log.warning("metrics without the database's numbers: %s", describe(exc))
+        body, content_type = app.metrics.exposition(state, request.headers.get("Accept", ""))
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    server.router.add_get("/healthz", _health)
+    server.router.add_get("/readyz", ready)
+    server.router.add_get("/metrics", metrics)
 
 
 async def serve(app: App, *, stop: asyncio.Event | None = None, delivery_interval: float = 2.0) -> None:
@@ -69,9 +169,10 @@ async def serve(app: App, *, stop: asyncio.Event | None = None, delivery_interva
             loop.add_signal_handler(signum, stop.set)
     channels = configured_channels(app)
     if not channels:
-        log.warning("no channel is configured: fill in [telegram] or [slack]; only /healthz will answer")
+        log.warning("no channel is configured: fill in [telegram] or [slack]; only /healthz, /readyz, /metrics answer")
+    readiness = Readiness(app.database, channels)
     server = web.Application()
-    server.router.add_get("/healthz", _health)
+    _operations_routes(server, app, readiness)
     for channel in channels:
         channel.add_routes(server)
     runner = web.AppRunner(server, access_log=None)
@@ -82,6 +183,7 @@ async def serve(app: App, *, stop: asyncio.Event | None = None, delivery_interva
     await app.housekeeper.tick()
     for channel in channels:
         await channel.start()
+        readiness.started.add(channel.name)
     background = asyncio.create_task(app.housekeeper.run(stop, interval=delivery_interval))
     try:
         while not stop.is_set():
@@ -93,6 +195,7 @@ async def serve(app: App, *, stop: asyncio.Event | None = None, delivery_interva
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delivery_interval)
     finally:
+        readiness.started.clear()  # stopping: no longer ready for traffic
         for channel in channels:
             await channel.stop()
         await background

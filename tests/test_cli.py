@@ -123,11 +123,8 @@ def test_a_turn_that_fails_on_the_database_is_one_line_and_a_failed_status(cli: 
     assert any("no such table: conversations" in line for line in errors)
     assert not any(line.startswith(("  File ", "Traceback", "[SQL:")) for line in errors)
 
-
-def test_with_v_the_traceback_is_in_the_log(cli: Cli) -> None:
-    with sqlite3.connect(cli.home / ".unlockbot" / "unlockbot.db") as connection:
-        connection.execute("DROP TABLE conversations")
-    result = subprocess.run(
+    # With -v the operator gets the traceback (cli.run refuses one, so this runs on its own).
+    verbose = subprocess.run(
         [sys.executable, "-m", "bot", "-v", "chat", "--as", "carol", "--lang", "en"],
         input="1\n",
         capture_output=True,
@@ -136,6 +133,34 @@ def test_with_v_the_traceback_is_in_the_log(cli: Cli) -> None:
         env=cli.env,
         timeout=60,
     )
-    assert result.returncode == 1
-    assert "Traceback (most recent call last)" in result.stderr
-    assert "no such table: conversations" in result.stderr
+    assert verbose.returncode == 1
+    assert "Traceback (most recent call last)" in verbose.stderr
+    assert "no such table: conversations" in verbose.stderr
+
+
+# --- how much -v shows ------------------------------------------------------------------------------------------
+
+
+def test_v_leaves_library_payloads_out_and_vv_lets_them_in_masked(tmp_path: Path) -> None:
+    cli = Cli(tmp_path)
+    (tmp_path / ".unlockbot").mkdir()
+    use_a_real_crm(cli)
+    cli.env["UNLOCKBOT_CRM__RESILIENCE__RETRIES"] = "1"  # so that our own code has a line to log
+    assert cli.run("crm", "check", check=False).stderr == ""
+    once = cli.run("-v", "crm", "check", check=False)
+    assert once.returncode == 1
+    assert " INFO bot.crm.resilient: CRM call probe failed" in once.stderr
+    assert "httpcore" not in once.stderr  # the HTTP library's debug lines need -vv
+    twice = cli.run("-vv", "crm", "check", check=False)
+    assert twice.returncode == 1
+    assert " DEBUG httpcore" in twice.stderr
+    for shown in (once.stderr, twice.stderr):
+        assert "rest-token-for-tests" not in shown
+
+
+def test_faq_says_plainly_when_a_question_is_not_about_the_crm(cli: Cli) -> None:
+    said = cli.run("faq", "tell me a joke", "--lang", "en").stdout
+    assert "I only deal with signing in to the CRM" in said
+    assert "Closest topics" not in said
+    said = cli.run("faq", "明天上海天气怎么样", "--lang", "zh").stdout
+    assert "只负责" in said

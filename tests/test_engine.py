@@ -60,13 +60,12 @@ async def test_an_old_button_stops_working_once_replaced(app: App) -> None:
     assert "isn't one of the options" in said.text
 
 
-async def test_text_nobody_can_answer_offers_a_person(app: App) -> None:
+async def test_a_request_outside_the_crm_gets_one_plain_line_and_the_menu(app: App) -> None:
     chat = Chat(app.engine, "alice")
     said = await chat.say("明天上海天气怎么样")
-    assert "不太确定" in said.text
-    assert "转人工" in said.labels
-    said = await chat.press("转人工")
-    assert "转给管理员" in said.text
+    assert "只负责" in said.text
+    assert "不太确定" not in said.text  # never an empty "is it one of these?"
+    assert "我为什么被锁定了？" in said.labels
 
 
 async def test_the_language_follows_the_script_until_chosen(app: App) -> None:

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from bot.config import Settings
 from bot.logs import LogSetup, Redactor, configure, describe, secrets_of
@@ -216,3 +217,21 @@ def test_every_root_handler_gets_the_filter_and_close_undoes_it(logged: tuple[io
         assert all(setup.redactor not in h.filters for h in root.handlers)
     finally:
         root.removeHandler(handler)
+
+
+def test_echoed_sql_goes_through_the_filter_to_standard_error(
+    logged: tuple[io.StringIO, list[LogSetup]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    stream, _ = logged
+    setup = start(logged, 0)
+    setup.add_secrets(["echoed-secret-value"])
+    engine = create_engine("sqlite://", echo=True)  # what [database] echo = true asks for
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT :value"), {"value": "echoed-secret-value"})
+    finally:
+        engine.dispose()
+    out = stream.getvalue()
+    assert "SELECT ?" in out
+    assert "echoed-secret-value" not in out
+    assert capsys.readouterr().out == ""  # not by a handler of SQLAlchemy's own, unfiltered, on standard output

@@ -306,7 +306,13 @@ async def audit_trail(turn: Turn, username: str) -> Outcome:
 
 async def stats(turn: Turn) -> Outcome:
     counts = dict(
-        (await turn.session.execute(select(UnlockRequest.status, func.count()).group_by(UnlockRequest.status))).all()
+        (
+            await turn.session.execute(
+                select(UnlockRequest.status, func.count())
+                .where(UnlockRequest.kind != Kind.SELF_SERVICE.value)  # counted below, as unlocks people did
+                .group_by(UnlockRequest.status)
+            )
+        ).all()
     )
     self_service = await turn.session.scalar(
         select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "unlock.self_service")

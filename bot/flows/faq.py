@@ -54,6 +54,9 @@ async def answer(turn: Turn) -> Outcome:
     result = turn.services.faq.search(turn.text, turn.locale)
     if result.answer_id is not None:
         return await answer_topic(turn, result.answer_id)
+    if result.off_topic or not result.matches:
+        # Nothing the FAQ covers: say what the bot is for, rather than offer topics that do not fit.
+        return Outcome([Reply("faq/out_of_domain", buttons=menu_buttons(turn))])
     buttons = (*(topic_button(m.topic_id) for m in result.matches[:3]), Button("human", "human"), MENU)
     question = turn.text[:MAX_QUESTION]
     return Outcome([Reply("faq/unsure", buttons=buttons)], step="unsure", data={"question": question})

@@ -10,28 +10,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.flows.base import Flow, Outcome, Turn
 from bot.flows.menu import MENU
 from bot.flows.situation import next_step, read_situation
 from bot.messages import Button, Reply
-from bot.requests.unlock_requests import open_request
+from bot.requests.unlock_requests import latest_request, open_request
 from bot.storage.models import UnlockRequest
 
 # A request closed longer ago than this is history, not news.
 RECENT = timedelta(days=7)
-
-
-async def latest_request(session: AsyncSession, username: str, *, since: datetime) -> UnlockRequest | None:
-    """The person's most recent request of any kind (an unlock or a question) touched since ``since``."""
-    return await session.scalar(
-        select(UnlockRequest)
-        .where(UnlockRequest.crm_username == username, UnlockRequest.updated_at >= since)
-        .order_by(UnlockRequest.id.desc())
-        .limit(1)
-    )
 
 
 def described(request: UnlockRequest, now: datetime) -> dict[str, Any]:

@@ -7,12 +7,14 @@ admins as a help request. "That worked" at any step ends it.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot.crm.base import LockReason
 from bot.flows.base import Flow, Outcome, Turn
 from bot.flows.menu import MENU
 from bot.flows.situation import Worry, next_step, read_situation, verdict
 from bot.messages import Button, Reply
-from bot.requests.unlock_requests import file_request
+from bot.requests.unlock_requests import Kind, file_request, questions_since
 
 MAX_QUESTION = 500
 SIGNED_IN = Button("signin:ok", "signed_in")
@@ -59,6 +61,10 @@ async def on_browser(turn: Turn) -> Outcome:
 async def hand_to_a_person(turn: Turn) -> Outcome:
     if turn.username is None:
         return Outcome([Reply("faq/human_unlinked", buttons=(MENU,))])
+    # The same daily cap as any question handed to the admins: each one reaches every admin.
+    asked = await questions_since(turn.session, username=turn.username, since=turn.now - timedelta(days=1))
+    if asked >= turn.services.questions_per_day:
+        return Outcome([Reply("faq/human_capped", {"limit": turn.services.questions_per_day}, (MENU,))])
     request = await file_request(
         turn.session,
         now=turn.now,
@@ -70,7 +76,7 @@ async def hand_to_a_person(turn: Turn) -> Outcome:
         answers={"question": str(turn.data.get("question", "")), "cannot_sign_in": True, "checked": list(CHECKED)},
         lifetime=turn.services.request_lifetime,
         admins=turn.services.admins,
-        kind="help",
+        kind=Kind.HELP,
     )
     return Outcome([Reply("faq/human_filed", {"id": request.id}, (MENU,))])
 

@@ -6,9 +6,12 @@ from bot.flows.base import Outcome, Turn
 from bot.flows.menu import CANCEL, MENU, MENU_BUTTONS
 from bot.identity.totp import Outcome as Verdict
 from bot.messages import Button, Reply
+from bot.metrics import metrics_of
 from bot.requests.notifications import notify
 
 ENROL = Button("enrol", "enrol")
+# Codes that were checked and refused (a code typed during a lockout is not checked, so it is not counted).
+_GUESSES = frozenset({Verdict.WRONG, Verdict.REPLAYED})
 
 
 def ask_code(purpose: str) -> Reply:
@@ -30,6 +33,9 @@ async def check_code(turn: Turn, *, step: str, confirming: bool = False) -> Outc
     if result.outcome is Verdict.OK:
         turn.verified_at = turn.now  # a follow-up within the grace period asks for no other code
         return None
+    metrics = metrics_of(turn.session)
+    if metrics is not None and (result.outcome in _GUESSES or result.lockout_started):
+        metrics.totp_failures.inc()
     if result.outcome is Verdict.THROTTLED:
         assert result.retry_after is not None
         wait = result.retry_after.total_seconds()

@@ -348,7 +348,7 @@ class TelegramChannel:
                 return  # meant for another bot in the group
             text, code_message = f"{word} {rest}".strip(), None
         elif message.chat.type != ChatType.PRIVATE:
-            addressed = self._addressed_in_group(message, user, text)
+            addressed = await self._addressed_in_group(message, user, text)
             if addressed is None:
                 return
             text = addressed
@@ -366,7 +366,7 @@ class TelegramChannel:
         inbound = self._inbound(update, user, message.chat, InboundKind.TEXT, text=message.caption or "")
         await self._exchange(inbound, self._place(message), code_message=message)
 
-    def _addressed_in_group(self, message: Message, user: User, text: str) -> str | None:
+    async def _addressed_in_group(self, message: Message, user: User, text: str) -> str | None:
         """The text meant for the bot in a group message, or ``None`` when the message is not for it."""
         mention = f"@{self._bot_username}"
         for value in message.parse_entities([MessageEntity.MENTION]).values():
@@ -375,7 +375,7 @@ class TelegramChannel:
         replied = message.reply_to_message
         if replied is not None and self._questions.get((message.chat.id, replied.message_id)) == user.id:
             return text
-        if user.id in self._awaiting_secret and re.fullmatch(r"[\d\s-]{4,16}", text):
+        if re.fullmatch(r"[\d\s-]{4,16}", text) and await self._awaits_secret(user.id):
             return text  # a code typed where others read it: the engine refuses it, and it is deleted
         return None
 
@@ -409,6 +409,10 @@ class TelegramChannel:
         except TelegramError as exc:  # too old to answer, say; the press itself still counts
             log.info("telegram: could not answer a button press: %s", exc)
 
+    async def _awaits_secret(self, person: int) -> bool:
+        """Whether the person was asked for a code; remembered here, and in the conversation across restarts."""
+        return person in self._awaiting_secret or await self._engine.awaits_secret(CHANNEL, "", str(person))
+
     def _person(self, user_id: int) -> asyncio.Lock:
         lock = self._people.get(user_id)
         if lock is None:
@@ -428,7 +432,7 @@ class TelegramChannel:
         async with lock:
             if press_id is not None:
                 await self._answer(press_id, None)  # at once: Telegram shows a spinner until then
-            was_awaiting_secret = person in self._awaiting_secret
+            was_awaiting_secret = code_message is not None and await self._awaits_secret(person)
             replies = await self._engine.handle(inbound)
             if not replies:
                 return  # a redelivery the engine had already handled

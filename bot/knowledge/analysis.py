@@ -16,18 +16,20 @@ import hashlib
 import logging
 import os
 import re
+import sys
 import tempfile
-import unicodedata
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
+from typing import cast
 
 import snowballstemmer
-import yaml
 
 from bot.errors import ConfigError
+from bot.knowledge.files import read_yaml
 from bot.knowledge.wording import Shorthand, Speller, normalise
 from bot.language import HAN_RUN, is_han
 
@@ -37,7 +39,17 @@ with warnings.catch_warnings():
     # test runs that turn warnings into errors.
     for category in (DeprecationWarning, PendingDeprecationWarning, SyntaxWarning, UserWarning):
         warnings.simplefilter("ignore", category)
-    import jieba
+    # jieba only uses pkg_resources to open its own data files, and importing it takes longer than all the
+    # rest of jieba; when the import fails, jieba opens the same files directly. So it is hidden for this one
+    # import (a None entry in sys.modules makes an import fail), unless something loaded it already.
+    _hidden = "pkg_resources" not in sys.modules
+    if _hidden:
+        sys.modules["pkg_resources"] = cast(ModuleType, None)
+    try:
+        import jieba
+    finally:
+        if _hidden:
+            del sys.modules["pkg_resources"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +83,11 @@ STOP_EN = _word_set(
     morning afternoon evening tonight yesterday tomorrow week weekend currently recently ago soon find take takes
     took help keep keeps kept ran come comes coming everything nothing anybody somebody able put happen seem seems
     anyway say says show shows showing shown display displays displayed new another one two three good
+    asap urgent urgently immediately hurry here side part whole kind often usually always sometimes basically
+    literally perhaps definitely certainly anymore later turn turned turning close closed open opened opening
+    running runs puts makes lets allowed allows available finish finished become became whatever whenever
+    somehow seemingly suddenly randomly completely totally lately exactly quite pretty rather less least ways
+    guy person sorry excuse wondering curious helping
     four five six seven eight nine ten
     """
 )
@@ -85,13 +102,18 @@ STOP_ZH = _word_set(
     些 才 呗 哪些 多少 几 点 儿 啥子 咱 咱们 大概 可能 应该 真的 真 特别 非常 比较 一点 有点 才能 这种 那种 一声
     完全 那边 这边 哪个 最近 之前 以前 刚 老 总是 总 还能 能够 提示 显示 做 干 弄 搞 算 问题 情况 一下子 不能 不了
     啊啊 呃 唉 哎 哎呀 嘿 么么 不行 行 好的 好吧 是的 对的 对吧 好像 似乎 貌似 感觉 咋样 怎么样了 如何了 帮忙 一下下
+    赶紧 马上 尽快 急 快点 赶快 好不好 周末 上周 下周 本周 这周 今年 去年 明年 月底 月初 年底
+    们 不要 尽量 少 多 更 内 好好 一切 出来 下来 上来 起来 过来 回来 平时 哪里 哪儿 这里 那里 打开 重新 是因为
+    因此 为了 关于 对于 一般 通常 经常 常常 有时 有时候 偶尔 其实 确实 当然 还会 正在 稍后 等等 刚好 正好 直接
+    另外 不过 只要 虽然 而是 不是 没有 本来 原来 好端端 整个 全部 所有 任何 每次 每天 最 更加 那么 这么 都是
+    也是 要是 的时候 时 后来 之后再 行不行 请问一下 请教 想问 想问一下 问一下 一会儿 一会 方法 办法 啥的 什么的
     """
 )
 # English words that name no topic whatever their ending ("tells", "asked"): compared by stem.
-_STOP_STEMS = frozenset(
+_STOP_STEMS = _word_set(
     """
     problem issu matter question ask wonder guess look tri seem mean need want know tell say see show explain
-    """.split()
+    """
 )
 
 Synonyms = tuple[tuple[str, ...], ...]
@@ -101,10 +123,7 @@ def load_synonyms(path: Path) -> Synonyms:
     """Read ``synonyms.yaml``: groups of words that mean the same here. A missing file means no synonyms."""
     if not path.exists():
         return ()
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    raw = read_yaml(path)
     groups = raw.get("groups") if isinstance(raw, dict) else None
     if not isinstance(groups, list):
         raise ConfigError(f"{path}: expected `groups:` with a list of word groups")
@@ -126,25 +145,39 @@ def load_synonyms(path: Path) -> Synonyms:
     return tuple(result)
 
 
-def load_core(path: Path, synonyms: Synonyms) -> frozenset[str]:
-    """The index terms of the groups ``synonyms.yaml`` lists under ``core:`` (each named by its first word)."""
+@dataclass(frozen=True, slots=True)
+class Roles:
+    """Synonym groups with a part to play in deciding what is off-topic (``synonyms.yaml``, by first word).
+
+    ``core``: being locked, unlocking, signing in: a question naming one is about the FAQ's subject.
+    ``ours``: the CRM itself. ``elsewhere``: other systems the bot does not look after (mail, chat apps,
+    printers); a question about one of them that does not name the CRM is not the bot's to answer.
+    """
+
+    core: frozenset[str] = frozenset()
+    ours: frozenset[str] = frozenset()
+    elsewhere: frozenset[str] = frozenset()
+
+
+def load_roles(path: Path, synonyms: Synonyms) -> Roles:
+    """The index terms of the groups ``synonyms.yaml`` lists under ``core:``, ``ours:`` and ``elsewhere:``."""
     if not path.exists():
-        return frozenset()
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    names = raw.get("core", []) if isinstance(raw, dict) else []
-    if not isinstance(names, list):
-        raise ConfigError(f"{path}: core: expected a list of group names, got {names!r}")
+        return Roles()
+    raw = read_yaml(path)
     heads = {group[0] for group in synonyms}
-    core: set[str] = set()
-    for name in names:
-        key = normalise(str(name)).strip()
-        if key not in heads:
-            raise ConfigError(f"{path}: core: {name!r} is not the first word of any group")
-        core.add(group_term(key))
-    return frozenset(core)
+    terms: dict[str, frozenset[str]] = {}
+    for role in ("core", "ours", "elsewhere"):
+        names = raw.get(role, []) if isinstance(raw, dict) else []
+        if not isinstance(names, list):
+            raise ConfigError(f"{path}: {role}: expected a list of group names, got {names!r}")
+        found: set[str] = set()
+        for name in names:
+            key = normalise(str(name)).strip()
+            if key not in heads:
+                raise ConfigError(f"{path}: {role}: {name!r} is not the first word of any group")
+            found.add(group_term(key))
+        terms[role] = frozenset(found)
+    return Roles(**terms)
 
 
 def group_term(head: str) -> str:
@@ -206,6 +239,19 @@ def english_words(text: str) -> list[str]:
     return _LATIN_WORD.findall(_CONTRACTION.sub(lambda m: " not" if m.group(1) == "n't" else " ", text))
 
 
+_CAPITALISED = re.compile(r"(?<![\w'])([A-Z][a-z]+)\b")
+_SENTENCE_START = re.compile(r"(?:^|[.!?。！？]\s*)$")
+
+
+def _names(text: str) -> frozenset[str]:
+    """Words written with a capital inside a sentence ("Apple", "Jira", "Berlin"): names, never typos."""
+    return frozenset(
+        match.group(1).casefold()
+        for match in _CAPITALISED.finditer(text)
+        if not _SENTENCE_START.search(text[: match.start()])
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Unit:
     """One content word of a text and the index terms it stands for (its synonym group, or itself and its parts).
@@ -255,23 +301,24 @@ class Analyzer:
         for word in (*keywords, *STOP_ZH):
             self._teach(word)
         texts = [*keywords, *(normalise(text) for text in texts)]
-        # What a question's words are checked and corrected against: every word a topic or a synonym uses.
+        # What a question's words are checked against: every word a topic or a synonym uses, and how often.
         chinese_known: dict[str, int] = {}
         for text in texts:
             english += english_words(text)
             for run in HAN_RUN.findall(text):
                 for word in self._chinese.cut(run, HMM=False):
-                    if len(word) in _REPAIR_LENGTHS and word not in STOP_ZH:
+                    if word not in STOP_ZH:
                         chinese_known[word] = chinese_known.get(word, 0) + 1
         for word in self._chinese_words:
-            if len(word) in _REPAIR_LENGTHS:
-                chinese_known[word] = chinese_known.get(word, 0) + 1
+            chinese_known[word] = chinese_known.get(word, 0) + 1
         self._speller = Speller([*english, *STOP_EN, *self._shorthand.words])
         self._known_stems = frozenset(stem(word) for word in english)
         self._chinese_known = chinese_known
-        # "锁?" -> [锁定, 锁住, ...]: the known words with one character blanked out, for finding a wrong character.
+        # "锁?" -> [锁定, 锁住, ...]: the chosen words (keywords and synonyms, not every word of an example) with
+        # one character blanked out, for finding a wrong character.
+        chosen = {word for word in (*keywords, *self._chinese_words) if is_han(word) and len(word) in _REPAIR_LENGTHS}
         self._one_off: dict[str, list[str]] = {}
-        for word in chinese_known:
+        for word in chosen:
             for position in range(len(word)):
                 self._one_off.setdefault(word[:position] + "?" + word[position + 1 :], []).append(word)
 
@@ -286,6 +333,7 @@ class Analyzer:
         ``forgiving`` reads it as a person's message: shorthand spelled out and typos corrected. Topic texts
         are read as written.
         """
+        names = _names(text) if forgiving else frozenset()
         text = normalise(text)
         if forgiving:
             text = self._shorthand.expand(text)
@@ -293,10 +341,10 @@ class Analyzer:
         start = 0
         # English inside Chinese ("CRM登不上") and Chinese inside English are each cut their own way.
         for run in HAN_RUN.finditer(text):
-            units += self._english_units(text[start : run.start()], forgiving)
+            units += self._english_units(text[start : run.start()], forgiving, names)
             units += self._chinese_units(run.group(), forgiving)
             start = run.end()
-        units += self._english_units(text[start:], forgiving)
+        units += self._english_units(text[start:], forgiving, names)
         return units
 
     def terms(self, text: str) -> list[str]:
@@ -331,7 +379,9 @@ class Analyzer:
             yield Unit(word, tuple(terms), corrected)
 
     def _known_chinese(self, word: str) -> bool:
-        return word in self._chinese_words or word in self._chinese_known
+        # A lone character is known only as a synonym ("锁", "网"): seen alone in an example it may well be the
+        # half of a word that jieba could not place.
+        return word in self._chinese_words or (len(word) > 1 and word in self._chinese_known)
 
     def _repair(self, words: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
         """Replace pieces holding a character jieba could not place by the known word one character away."""
@@ -360,41 +410,48 @@ class Analyzer:
                 continue
             if any(len(word) > 1 and self._known_chinese(word) for word in pieces):
                 continue
-            meant = self._one_character_away(pieces)
+            meant = self._one_character_away(pieces, stray[begin:end])
             if meant is not None:
                 return meant, end
         return None
 
-    def _one_character_away(self, pieces: list[str]) -> str | None:
+    def _one_character_away(self, pieces: list[str], stray: list[bool]) -> str | None:
         piece = "".join(pieces)
-        # Which of the pieces each character came from: what stays unchanged must hold more than function
-        # words, or "讲个" would become "几个" and "年会" "我会".
+        # Which of the pieces each character came from. The character replaced must be a stray one, and in a
+        # two-character piece the one that stays must be more than a function word, or "讲个" would become
+        # "几个" and "年会" "我会"; in a longer piece, two or three characters in place are evidence enough.
         owner = [number for number, word in enumerate(pieces) for _ in word]
         candidates = {
             word
             for position in range(len(piece))
+            if stray[owner[position]]
             for word in self._one_off.get(piece[:position] + "?" + piece[position + 1 :], ())
             if word != piece
-            and any(pieces[n] not in STOP_ZH for n in {owner[p] for p in range(len(piece)) if p != position})
+            and (
+                len(piece) > 2
+                or any(pieces[n] not in STOP_ZH for n in {owner[p] for p in range(len(piece)) if p != position})
+            )
         }
         if not candidates:
             return None
         meanings = {self._chinese_words.get(word, word) for word in candidates}
         if len(meanings) == 1:
             return max(candidates, key=lambda word: (self._chinese_known.get(word, 0), word))
-        # Several meanings: take the clearly most used one, else leave the text alone rather than guess.
-        ranked = sorted(candidates, key=lambda word: self._chinese_known.get(word, 0), reverse=True)
+        # Words of several meanings one character away ("网洛": 网络 or 网速?): the one the topics use far more
+        # often, or none rather than a guess.
+        ranked = sorted(candidates, key=lambda word: (-self._chinese_known.get(word, 0), word))
         first, second = (self._chinese_known.get(word, 0) for word in ranked[:2])
         return ranked[0] if first >= 2 * second + 2 else None
 
     # --- English ---------------------------------------------------------------------------------------------
 
-    def _english_units(self, text: str, forgiving: bool) -> Iterator[Unit]:
+    def _english_units(self, text: str, forgiving: bool, names: frozenset[str]) -> Iterator[Unit]:
         words = english_words(text)
         corrected = [False] * len(words)
         if forgiving:
             for position, word in enumerate(words):
-                meant = None if stem(word) in self._known_stems else self._speller.correct(word)
+                known = stem(word) in self._known_stems or word in names
+                meant = None if known else self._speller.correct(word)
                 if meant is not None:
                     words[position], corrected[position] = meant, True
         stems = [stem(word) for word in words]
@@ -403,7 +460,9 @@ class Analyzer:
             for size in range(min(self._longest_phrase, len(words) - index), 0, -1):
                 canonical = self._english_phrases.get(tuple(stems[index : index + size]))
                 if canonical:
-                    yield Unit(" ".join(words[index : index + size]), (canonical,), any(corrected[index : index + size]))
+                    yield Unit(
+                        " ".join(words[index : index + size]), (canonical,), any(corrected[index : index + size])
+                    )
                     index += size
                     break
             else:

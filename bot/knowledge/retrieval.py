@@ -9,13 +9,15 @@ best one plus ``char_weight`` times its best character similarity.
 
 ``ConfidenceRule`` then sorts each question into one of three:
 
-- **answer**: the best topic explains most of what the question says (each word weighed by how specific it
-  is; a word no topic knows weighs most, so "Slack password" is half unexplained), one of the words it
-  explains is a specific keyword or title word of its own, and it leads the runner-up clearly; or the
-  question is all but word for word one of the topic's examples.
-- **off-topic**: the question says little the FAQ knows about (weather, lunch, another tool's set-up); the
-  bot says what it can help with instead of offering topics that do not fit.
-- **unsure**: in between; the bot offers the closest topics.
+- **answer**: the best topic explains enough of what the question says (each word weighed by how specific
+  it is; a word no topic knows weighs most, so in "my Slack password" a third is unexplained), one of the
+  words it explains is a keyword or title word of its own, and it leads the runner-up; or the question is
+  all but word for word one of a topic's examples. Less needs explaining when the question names the
+  subject itself (locked, unlock, sign in: the ``core`` synonym groups).
+- **off-topic**: the question is about another system and not the CRM (the ``elsewhere`` groups: Outlook,
+  DingTalk, the printer), or says little the FAQ knows about and nothing of the subject (weather, lunch, a
+  poem); the bot says what it can help with instead of offering topics that do not fit.
+- **unsure**: in between; the bot offers the closest topics, never an empty list.
 
 The rule's numbers are calibrated by cross-validation (``bot.knowledge.calibration``): the topics' own
 example questions, each scored by an index built without it (ten folds), and ``tests/data/faq_tune.yaml``.
@@ -26,12 +28,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.errors import ConfigError
-from bot.knowledge.analysis import Analyzer, Synonyms, Unit, load_core, load_synonyms
+from bot.knowledge.analysis import Analyzer, Roles, Synonyms, Unit, load_roles, load_synonyms
 from bot.knowledge.similarity import NgramIndex
 from bot.knowledge.topics import Topic, load_topics
 from bot.knowledge.wording import Shorthand
@@ -45,6 +47,7 @@ __all__ = [
     "FaqResult",
     "Match",
     "Reading",
+    "Word",
     "load_synonyms",
 ]
 
@@ -59,8 +62,7 @@ FIELD_WEIGHTS: Mapping[str, float] = {"keywords": 3.0, "title": 2.0, "questions"
 BM25_K1 = 1.5
 BM25_B = 0.75
 # How much a topic that uses a word only in its example questions counts towards the word's document frequency.
-import os
-QUESTION_ONLY_SHARE = float(os.environ.get("QOS", "0.3"))
+QUESTION_ONLY_SHARE = 0.3
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 
@@ -108,15 +110,18 @@ class Word:
     """One content word of a question, as the confidence rule sees it.
 
     ``short`` marks a lone Chinese character or an unknown English word of three letters or fewer: often a
-    slip or a particle, so it weighs less. ``specificity`` is the highest inverse topic frequency of its known terms (``None``: no topic knows it);
-    ``topics`` are the topics that use one of its terms; ``anchors`` maps a topic to the specificity of the
-    word's best term among that topic's keywords and title words; ``core`` says it is one of the words that
-    name the FAQ's subject itself (being locked, unlocking, signing in).
+    slip or a particle, so it weighs less. ``specificity`` is the highest inverse topic frequency of its known
+    terms (``None``: no topic knows it); ``topics`` are the topics that use one of its terms; ``anchors`` maps
+    a topic to the specificity of the word's best term among that topic's keywords and title words. ``core``,
+    ``ours`` and ``elsewhere`` say it names the FAQ's subject (being locked, unlocking, signing in), the CRM, or
+    another system (see ``Roles``).
     """
 
     short: bool
     corrected: bool
     core: bool
+    ours: bool
+    elsewhere: bool
     specificity: float | None
     topics: frozenset[int]
     anchors: Mapping[int, float]
@@ -129,7 +134,6 @@ class Reading:
     words: tuple[Word, ...]
     bm25: tuple[float, ...]
     characters: tuple[float, ...]
-    examples: tuple[float, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,45 +157,46 @@ class ConfidenceRule:
 
     Answer: each content word weighs its inverse topic frequency, kept between ``known_floor`` and
     ``known_ceiling``; a word no topic uses weighs ``unknown``; a short word (a lone Chinese character, an
-    unknown English word of three letters or fewer) ``short_word`` times as much. The best topic must cover at least ``coverage`` of that weight (``core_coverage`` when the
-    question names the subject itself: locked, unlock, sign in), one word it covers must be among its
-    keywords or title words with a specificity above ``anchor_specificity``, and its score must exceed
-    ``margin`` times the runner-up's. A question whose character similarity to one of the best topic's
-    examples reaches ``echo`` is answered whatever the words say: it is that example, give or take a slip.
+    unknown English word of three letters or fewer) ``short_word`` times as much. The best topic must cover at
+    least ``coverage`` of that weight (``core_coverage`` when the question names the subject itself: locked,
+    unlock, sign in), one word it covers must be among its keywords or title words with a specificity above
+    ``anchor_specificity``, and its score must exceed ``margin`` times the runner-up's. A question whose
+    character similarity to one of the best topic's examples reaches ``echo`` is answered whatever the words
+    say: it is that example, give or take a slip.
 
-    Off-topic: not an answer, no word naming the subject, the words some topic knows make up less than
-    ``in_domain`` of the question's weight, and no example is similar beyond ``char_floor``.
+    Off-topic: a question about another system (Outlook, DingTalk, the printer) that does not name the CRM;
+    or one that is not an answer, has no word naming the subject, of which the best topic explains less than
+    ``in_domain``, and which resembles no example beyond ``char_floor``.
 
     The defaults are what ``python -m bot.knowledge.calibration`` chose; see that module for how.
     """
 
-    char_weight: float = 1.0
-    example_weight: float = 0.0
-    coverage: float = 0.6
-    core_coverage: float = 0.45
-    unknown: float = 2.5
-    known_floor: float = 1.0
+    char_weight: float = 0.5
+    coverage: float = 0.45
+    core_coverage: float = 0.1
+    unknown: float = 3.0
+    known_floor: float = 0.5
     known_ceiling: float = 1.5
-    short_word: float = 0.5
-    anchor_specificity: float = 0.5
+    short_word: float = 1.0
+    anchor_specificity: float = 0.0
     margin: float = 1.0
-    echo: float = 0.85
-    in_domain: float = 0.4
-    char_floor: float = 0.5
+    echo: float = 0.9
+    in_domain: float = 0.3
+    char_floor: float = 0.6
 
     def judge(self, reading: Reading) -> Verdict:
         """Rank the topics for ``reading`` and decide between answer, unsure and off-topic."""
         best_bm25 = max(reading.bm25, default=0.0)
         scores = [
-            (bm25 / best_bm25 if best_bm25 > 0 else 0.0) + self.char_weight * chars + self.example_weight * example
-            for bm25, chars, example in zip(reading.bm25, reading.characters, reading.examples, strict=True)
+            (bm25 / best_bm25 if best_bm25 > 0 else 0.0) + self.char_weight * chars
+            for bm25, chars in zip(reading.bm25, reading.characters, strict=True)
         ]
         order = sorted(range(len(scores)), key=lambda i: -scores[i])
         if not order or scores[order[0]] <= 0:
             return Verdict(order, scores, None, True)
         best = order[0]
         runner_up = scores[order[1]] if len(order) > 1 else 0.0
-        total = covered = known = 0.0
+        total = covered = 0.0
         anchored = core = False
         for word in reading.words:
             if word.specificity is None:
@@ -202,17 +207,22 @@ class ConfidenceRule:
             if word.short:
                 weight *= self.short_word
             total += weight
-            if word.specificity is not None:
-                known += weight
             if best in word.topics:
                 covered += weight
                 anchored = anchored or word.anchors.get(best, 0.0) > self.anchor_specificity
-        echo = reading.characters[best] >= self.echo and reading.characters[best] == max(reading.characters)
+        # All but word for word one of a topic's examples: that topic, whatever the words' ranking says.
+        echoed = max(range(len(reading.characters)), key=lambda i: reading.characters[i])
+        if reading.characters[echoed] >= self.echo:
+            order.remove(echoed)
+            scores[echoed] = max(scores[echoed], scores[best])
+            return Verdict([echoed, *order], scores, echoed, False)
+        if any(word.elsewhere for word in reading.words) and not any(word.ours for word in reading.words):
+            return Verdict(order, scores, None, True)
         coverage = self.core_coverage if core else self.coverage
         confident = anchored and covered >= coverage * total and scores[best] > self.margin * runner_up
-        if echo or confident:
+        if confident:
             return Verdict(order, scores, best, False)
-        off_topic = not core and known < self.in_domain * total and max(reading.characters) < self.char_floor
+        off_topic = not core and covered < self.in_domain * total and max(reading.characters) < self.char_floor
         return Verdict(order, scores, None, off_topic)
 
 
@@ -231,17 +241,16 @@ class FaqIndex:
     """The FAQ topics, ready to be searched. Build it once at start and share it: ``search`` only reads."""
 
     def __init__(
-        self, topics: Mapping[str, Topic], analyzer: Analyzer, rule: ConfidenceRule, core: frozenset[str] = frozenset()
+        self, topics: Mapping[str, Topic], analyzer: Analyzer, rule: ConfidenceRule, roles: Roles | None = None
     ) -> None:
         self._topics = dict(topics)
-        self._core = core
+        self._roles = roles or Roles()
         self._ids = list(topics)
         self._analyzer = analyzer
         self.rule = rule
         self._terms: list[_TopicTerms] = []
         texts: list[str] = []
         owners: list[int] = []
-        example_terms: list[frozenset[str]] = []
         for number, topic in enumerate(topics.values()):
             fields = {
                 "keywords": [k for locale in LOCALES for k in topic.keywords[locale]],
@@ -261,7 +270,6 @@ class FaqIndex:
             for text in fields["title"] + fields["questions"]:
                 texts.append(analyzer.expand(text))
                 owners.append(number)
-                example_terms.append(frozenset(analyzer.terms(text)))
         count = len(self._ids)
         documents: dict[str, float] = {}
         for topic_terms in self._terms:
@@ -282,13 +290,14 @@ class FaqIndex:
                 weight = self._specificity[term] * tf * (BM25_K1 + 1) / (tf + norm)
                 self._weights.setdefault(term, []).append((number, weight))
         self._ngrams = NgramIndex(texts, owners)
-        # Each example question as a unit vector of its terms, weighed by specificity, for the example layer.
-        self._owners = owners
-        self._examples: dict[str, list[tuple[int, float]]] = {}
-        for number, terms in enumerate(example_terms):
-            norm = math.sqrt(sum(self._specificity[t] ** 2 for t in terms)) or 1.0
-            for term in terms:
-                self._examples.setdefault(term, []).append((number, self._specificity[term] / norm))
+        # Which topics use each term, and which name it as a keyword or in the title.
+        self._users: dict[str, list[int]] = {}
+        self._anchored: dict[str, list[int]] = {}
+        for number, topic_terms in enumerate(self._terms):
+            for term in topic_terms.all:
+                self._users.setdefault(term, []).append(number)
+            for term in topic_terms.anchors:
+                self._anchored.setdefault(term, []).append(number)
 
     @classmethod
     def build(
@@ -297,12 +306,9 @@ class FaqIndex:
         synonyms: Synonyms = (),
         rule: ConfidenceRule | None = None,
         shorthand: Shorthand | None = None,
-        core: frozenset[str] = frozenset(),
+        roles: Roles | None = None,
     ) -> FaqIndex:
-        """Index every topic's title, example questions and keywords in both languages.
-
-        ``core`` are the index terms that name the FAQ's subject itself (see ``load_core``).
-        """
+        """Index every topic's title, example questions and keywords in both languages."""
         if not topics:
             raise ConfigError("the FAQ index needs at least one topic")
         keywords = [k for topic in topics.values() for locale in LOCALES for k in topic.keywords[locale]]
@@ -312,15 +318,15 @@ class FaqIndex:
             for locale in LOCALES
             for text in (topic.title[locale], *topic.questions[locale])
         ]
-        return cls(topics, Analyzer(synonyms, keywords, texts, shorthand), rule or ConfidenceRule(), core)
+        return cls(topics, Analyzer(synonyms, keywords, texts, shorthand), rule or ConfidenceRule(), roles)
 
     @classmethod
     def load(cls, knowledge_dir: Path, rule: ConfidenceRule | None = None) -> FaqIndex:
         """Load ``topics/*.yaml``, ``synonyms.yaml`` and ``shorthand.yaml`` from the knowledge folder and index them."""
         topics = load_topics(knowledge_dir / "topics")
         synonyms = load_synonyms(knowledge_dir / "synonyms.yaml")
-        core = load_core(knowledge_dir / "synonyms.yaml", synonyms)
-        return cls.build(topics, synonyms, rule, Shorthand.load(knowledge_dir / "shorthand.yaml"), core)
+        roles = load_roles(knowledge_dir / "synonyms.yaml", synonyms)
+        return cls.build(topics, synonyms, rule, Shorthand.load(knowledge_dir / "shorthand.yaml"), roles)
 
     @property
     def topics(self) -> Mapping[str, Topic]:
@@ -342,37 +348,23 @@ class FaqIndex:
         words = tuple(self._word(unit) for unit in units)
         if not words:
             # Nothing but function words ("hi", "你好", "???"): no layer has anything to go on.
-            return Reading((), tuple(bm25), (0.0,) * count, (0.0,) * count)
+            return Reading((), tuple(bm25), (0.0,) * count)
         characters = self._ngrams.best_per_owner(self._analyzer.expand(question), count)
-        return Reading(words, tuple(bm25), tuple(characters), tuple(self._example_similarity(units)))
-
-    def _example_similarity(self, units: Sequence[Unit]) -> list[float]:
-        terms = {t for unit in units for t in unit.terms if t in self._specificity}
-        # Unknown words make the question less like any example: they count in its length.
-        unknown = sum(1 for unit in units if not any(t in self._specificity for t in unit.terms))
-        norm = math.sqrt(sum(self._specificity[t] ** 2 for t in terms) + unknown * 4.0) or 1.0
-        sums: dict[int, float] = {}
-        for term in terms:
-            for number, weight in self._examples.get(term, ()):
-                sums[number] = sums.get(number, 0.0) + weight * self._specificity[term] / norm
-        best = [0.0] * len(self._ids)
-        for number, value in sums.items():
-            owner = self._owners[number]
-            best[owner] = max(best[owner], value)
-        return best
+        return Reading(words, tuple(bm25), tuple(characters))
 
     def _word(self, unit: Unit) -> Word:
         known = [self._specificity[t] for t in unit.terms if t in self._specificity]
-        topics = frozenset(n for n, terms in enumerate(self._terms) if any(t in terms.all for t in unit.terms))
-        anchors = {
-            n: max(self._specificity[t] for t in unit.terms if t in self._terms[n].anchors)
-            for n in topics
-            if any(t in self._terms[n].anchors for t in unit.terms)
-        }
+        topics = frozenset(n for t in unit.terms for n in self._users.get(t, ()))
+        anchors: dict[int, float] = {}
+        for term in unit.terms:
+            for number in self._anchored.get(term, ()):
+                anchors[number] = max(anchors.get(number, 0.0), self._specificity[term])
         return Word(
             short=(len(unit.text) == 1 and is_han(unit.text)) or (not known and len(unit.text) <= 3),
             corrected=unit.corrected,
-            core=any(t in self._core for t in unit.terms),
+            core=any(t in self._roles.core for t in unit.terms),
+            ours=any(t in self._roles.ours for t in unit.terms),
+            elsewhere=any(t in self._roles.elsewhere for t in unit.terms),
             specificity=max(known, default=None),
             topics=topics,
             anchors=anchors,

@@ -15,6 +15,8 @@ from bot.knowledge.analysis import STOP_ZH, english_words
 from bot.language import HAN_RUN
 
 Features = dict[str, float]
+# A gram in more than this share of the example texts is too common to tell examples apart.
+COMMON_SHARE = 0.05
 
 
 def character_ngrams(text: str) -> Features:
@@ -49,7 +51,12 @@ def _latin(text: str, add: Callable[[str], None]) -> None:
 
 
 class NgramIndex:
-    """The example texts as unit vectors, searchable by cosine similarity through an inverted list."""
+    """The example texts as unit vectors, searchable by cosine similarity through an inverted list.
+
+    Grams found in more than ``COMMON_SHARE`` of the texts ("the", "<lo", "锁") are left out, like stop words:
+    they say little about which example a message resembles, and they would make every look-up walk most of
+    the index.
+    """
 
     def __init__(self, texts: Sequence[str], owners: Sequence[int]) -> None:
         """``texts`` are the example texts, ``owners[i]`` the number of the topic ``texts[i]`` belongs to."""
@@ -59,18 +66,24 @@ class NgramIndex:
             for gram in features:
                 frequency[gram] = frequency.get(gram, 0) + 1
         count = len(texts)
-        self._idf = {gram: math.log((1 + count) / (1 + n)) + 1.0 for gram, n in frequency.items()}
+        self._idf = {
+            gram: math.log((1 + count) / (1 + n)) + 1.0 for gram, n in frequency.items() if n <= COMMON_SHARE * count
+        }
+        self._common = frozenset(gram for gram in frequency if gram not in self._idf)
+        # Grams no example uses weigh like the rarest known ones: they still make the message less similar.
+        self._rare = max(self._idf.values(), default=1.0)
         self._owners = list(owners)
         self._postings: dict[str, list[tuple[int, float]]] = {}
         for number, features in enumerate(grams):
-            vector = self._weigh(features)
-            for gram, weight in vector.items():
+            for gram, weight in self._weigh(features).items():
                 self._postings.setdefault(gram, []).append((number, weight))
 
     def _weigh(self, features: Mapping[str, float]) -> Features:
-        # Grams no example uses weigh like the rarest known ones: they still make the message less similar.
-        rare = max(self._idf.values(), default=1.0)
-        vector = {gram: (1.0 + math.log(n)) * self._idf.get(gram, rare) for gram, n in features.items()}
+        vector = {
+            gram: (1.0 + math.log(n)) * self._idf.get(gram, self._rare)
+            for gram, n in features.items()
+            if gram not in self._common
+        }
         norm = math.sqrt(sum(weight * weight for weight in vector.values()))
         return {gram: weight / norm for gram, weight in vector.items()} if norm else {}
 
@@ -83,5 +96,6 @@ class NgramIndex:
         best = [0.0] * owners
         for number, score in scores.items():
             owner = self._owners[number]
-            best[owner] = max(best[owner], score)
+            if score > best[owner]:
+                best[owner] = score
         return best

@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from bot.errors import ConfigError
+from bot.knowledge.files import read_yaml
 from bot.knowledge.reasons import Text, TextList
 
 # An action names the flow that answers a topic from the person's own facts; ``bot/flows/faq.py`` maps each to
@@ -54,6 +54,9 @@ REQUIRED_TOPICS = (
     "prevention",
     "after-unlock-check",
     "impact",
+    "request-status",
+    "cannot-sign-in",
+    "when-back",
 )
 
 
@@ -89,10 +92,7 @@ class Topic(BaseModel):
 
 def load_topic(path: Path) -> Topic:
     """Read and validate one topic file; its ``id`` must be the file name without ``.yaml``."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with id, title, answer, questions, keywords, related")
     entry = raw.get("id", path.stem)

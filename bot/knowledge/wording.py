@@ -14,18 +14,20 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import yaml
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from bot.errors import ConfigError
+from bot.knowledge.files import read_yaml
 from bot.language import HAN, LOCALE_EN, LOCALE_ZH
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-# Correcting short words changes their meaning too often ("date" is not a typo of "data"); from four letters on,
-# only swapped letters ("lokc"), from five one edit ("lockd", "unlcok"), from nine two ("maintainance").
-_MIN_LENGTH = 4
-_ONE_EDIT_FROM = 5
+# One letter changed into another often makes another real word ("date" and "data", "quote" and "quota",
+# "Apple" and "apply"), so below eight letters only a missing, an extra or two swapped letters are corrected
+# ("dta", "lockd", "normall", "unlcok"). From eight letters on, one edit of any kind ("maintenence"); from
+# nine, two ("maintainance").
+_MIN_LENGTH = 3
+_ANY_EDIT_FROM = 8
 _TWO_EDITS_FROM = 9
 _CACHE_LIMIT = 4096
 
@@ -54,10 +56,7 @@ class Shorthand:
         """Read ``shorthand.yaml``; a missing file means no shorthand."""
         if not path.exists():
             return cls.none()
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot read: {exc}") from None
+        raw = read_yaml(path)
         if not isinstance(raw, dict) or set(raw) - {LOCALE_EN, LOCALE_ZH}:
             raise ConfigError(f"{path}: expected `{LOCALE_EN}:` and `{LOCALE_ZH}:` mappings of shorthand to words")
         tables: dict[str, dict[str, str]] = {}
@@ -131,10 +130,23 @@ class Speller:
         edits = 2 if len(word) >= _TWO_EDITS_FROM else 1
         choices = self._by_initial.get(word[0], [])
         near = process.extract(word, choices, scorer=OSA.distance, score_cutoff=edits, limit=None)
-        if len(word) < _ONE_EDIT_FROM:
-            # Short words: only two neighbouring letters swapped.
-            near = [item for item in near if sorted(item[0]) == sorted(word) and len(item[0]) == len(word)]
+        if len(word) < _ANY_EDIT_FROM:
+            near = [
+                item
+                for item in near
+                if _swapped(word, item[0]) or _missing_one(word, item[0]) or _missing_one(item[0], word)
+            ]
         if not near:
             return None
         best = min(near, key=lambda item: (item[1], -self._counts[item[0]], item[0]))
         return str(best[0])
+
+
+def _swapped(word: str, other: str) -> bool:
+    """Whether ``other`` is ``word`` with two neighbouring letters swapped back."""
+    return len(other) == len(word) and sorted(other) == sorted(word) and other != word
+
+
+def _missing_one(word: str, other: str) -> bool:
+    """Whether ``word`` is ``other`` with one letter left out."""
+    return len(other) == len(word) + 1 and any(other[:i] + other[i + 1 :] == word for i in range(len(other)))

@@ -156,7 +156,13 @@ async def keep_anchor(database: Database, trail: AuditTrail, *, now: datetime) -
 
     With no anchor yet, the current head becomes the anchor: the trail is trusted from there on.
     """
-    anchor = trail.anchor.read()
+    try:
+        anchor = trail.anchor.read()
+    except ConfigError as exc:
+        # Left as it is for the operator to look at; the chat goes on meanwhile.
+        async with database.session() as session:
+            last = await audit.head(session)
+        return audit.ChainReport(head=last, problems=[audit.ChainProblem(None, audit.Problem.DAMAGED_ANCHOR, str(exc))])
     async with database.session() as session:
         if anchor is None:
             report = audit.ChainReport(head=await audit.head(session))
@@ -173,18 +179,23 @@ async def _claim_daily_post(session: AsyncSession, *, now: datetime) -> bool:
     due = (now - timedelta(days=1)).astimezone(UTC).strftime(_STAMP)
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    created = await session.execute(
-        insert(BotMeta).values(key=_POSTED_KEY, value=stamp).on_conflict_do_nothing(index_elements=["key"])
+    # RETURNING, not rowcount: psycopg gives no row count for INSERT ... ON CONFLICT DO NOTHING.
+    created = await session.scalar(
+        insert(BotMeta)
+        .values(key=_POSTED_KEY, value=stamp)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(BotMeta.key)
     )
-    if created.rowcount == 1:  # type: ignore[attr-defined]
+    if created is not None:
         return True
-    claimed = await session.execute(
+    claimed = await session.scalar(
         update(BotMeta)
         .where(BotMeta.key == _POSTED_KEY, BotMeta.value <= due)
         .values(value=stamp)
+        .returning(BotMeta.key)
         .execution_options(synchronize_session=False)
     )
-    return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
+    return claimed is not None
 
 
 async def post_head(

@@ -160,8 +160,11 @@ async def record(
 
 
 async def clear(session: AsyncSession) -> None:
-    """Empty the trail (the demo starting over). The append-only trigger refuses row deletes on PostgreSQL;
-    TRUNCATE is not a row delete, and only the table's owner (or who it grants TRUNCATE to) may run it."""
+    """Empty the trail, as the demo does when it starts over; whoever calls it also forgets the anchor.
+
+    On PostgreSQL the append-only trigger refuses row deletes; TRUNCATE is not one, and only the
+    table's owner, or a role it grants TRUNCATE to, may run it.
+    """
     await lock_chain(session)
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         await session.execute(text("TRUNCATE audit_events"))
@@ -201,6 +204,7 @@ class Problem(StrEnum):
     CUT = "cut"  # the event an anchor names is gone: newest events deleted
     REWRITTEN = "rewritten"  # the event an anchor names has another hash now
     UNKNOWN_ANCHOR = "unknown_anchor"  # no event has the hash the operator gave
+    DAMAGED_ANCHOR = "damaged_anchor"  # the anchor file cannot be read
 
 
 @dataclass(frozen=True, slots=True)

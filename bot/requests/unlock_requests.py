@@ -104,6 +104,16 @@ async def file_request(
     return request
 
 
+async def latest_request(session: AsyncSession, username: str, *, since: datetime) -> UnlockRequest | None:
+    """The person's most recent request of any kind (an unlock or a question) touched since ``since``."""
+    return await session.scalar(
+        select(UnlockRequest)
+        .where(UnlockRequest.crm_username == username, UnlockRequest.updated_at >= since)
+        .order_by(UnlockRequest.id.desc())
+        .limit(1)
+    )
+
+
 async def questions_since(session: AsyncSession, *, username: str, since: datetime) -> int:
     """How many questions ``username`` has handed to the admins since ``since``."""
     count = await session.scalar(

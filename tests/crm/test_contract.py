@@ -9,7 +9,6 @@ back what really happened there.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -420,12 +419,11 @@ async def test_what_a_backend_lacks_is_refused_as_unsupported(world: World) -> N
 # --- when the CRM is down --------------------------------------------------------------------------------------
 
 
-async def test_a_crm_that_cannot_be_reached_is_unavailable_within_the_time_limit(world: World) -> None:
+async def test_a_crm_that_cannot_be_reached_is_reported_unavailable(world: World) -> None:
+    # Each backend bounds its calls with its time limit; how that limit holds is tests/crm/test_resilience.py's.
     await world.go_down()
-    started = time.perf_counter()
     with pytest.raises(CrmUnavailable):
         await world.crm.find_account("ann")
     reach = await world.crm.probe()
     assert reach.reachable is False
     assert reach.detail
-    assert time.perf_counter() - started < 3

@@ -53,6 +53,8 @@ from tests.fakes.slack_api import (
 )
 
 ADMINS = "C0ADMINS"
+# Seconds after which a wait that should end on an event fails instead of hanging; never a measure of speed.
+HANG_GUARD = 60
 PEOPLE = {
     "U0ALICE": "alice",
     "U0BOB": "bob",
@@ -493,19 +495,24 @@ async def test_the_ack_comes_at_once_while_the_crm_takes_its_time(
     await chat.say("U0ALICE", "hello")
     crm = chat.app.crm
     real = crm.lock_status
-    asked, release = asyncio.Event(), asyncio.Event()
+    asked, release, answered = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
     async def slow_lock_status(username: str) -> Any:
         asked.set()
-        await asyncio.wait_for(release.wait(), timeout=10)  # a CRM that takes up to 10 seconds
-        return await real(username)
+        try:
+            # A CRM that answers only when the test lets it (the guard only keeps a broken test from hanging).
+            await asyncio.wait_for(release.wait(), timeout=HANG_GUARD)
+            return await real(username)
+        finally:
+            answered.set()
 
     monkeypatch.setattr(crm, "lock_status", slow_lock_status)
     before = len(chat.dm("U0ALICE"))
     sent = await chat.sender.event(message_event("U0ALICE", "why am I locked?"))
     assert sent.status == 200
-    assert sent.seconds < 3  # Slack's limit; in practice a few milliseconds
-    await asyncio.wait_for(asked.wait(), timeout=3)
+    # Slack wants its acknowledgement within 3 seconds, however long the CRM takes: it came before any answer.
+    assert not answered.is_set()
+    await asyncio.wait_for(asked.wait(), timeout=HANG_GUARD)
     await chat.slack.wait_for(lambda: chat.slack.calls_to("reactions.add"))
     [working] = chat.slack.calls_to("reactions.add")
     assert working.args["name"] == "hourglass_flowing_sand"
@@ -537,9 +544,8 @@ async def test_serve_runs_slack_in_socket_mode_over_the_fake_websocket(app: App,
     running = asyncio.create_task(serve(app, stop=stop, delivery_interval=0.05))
     try:
         body = message_event("U0ALICE", "hello")
-        ack, seconds = await slack.send_envelope("events_api", body)
+        ack, _ = await slack.send_envelope("events_api", body)
         assert ack["envelope_id"].startswith("envelope-")
-        assert seconds < 3
         await slack.send_envelope("events_api", body, retry_attempt=1)
         await slack.wait_for(lambda: slack.posted(dm_of("U0ALICE")))
         [opened] = slack.calls_to("apps.connections.open")

@@ -1,7 +1,15 @@
-"""The held-out FAQ evaluation (``tests/data/faq_eval.yaml``) and ``unlockbot faq --json --stdin`` end to end.
+"""Accuracy on whole question sets, per language, and ``unlockbot faq`` end to end.
 
-An in-domain question counts only when ``answer_id`` is its topic: a right topic offered without confidence
-is a miss. Targets per language: top-1 accuracy >= 90 %, out-of-domain refusal >= 85 %.
+Two folds, both in the same format (``in_domain: [{q, locale, id, category}]``, ``out_of_domain: [{q, locale,
+category}]``):
+
+- ``tests/data/faq_tune.yaml``, the tuning fold: the confidence rule was calibrated on it and the knowledge
+  was improved against it, so it is checked always;
+- ``tests/data/faq_holdout.yaml``, the held-out fold, written separately and never used to tune anything:
+  checked when it is there.
+
+An in-domain question counts only when ``answer_id`` is its topic: the right topic offered without confidence
+is a miss. Targets per language: top-1 accuracy >= 95 %, out-of-domain refusal >= 95 %.
 """
 
 from __future__ import annotations
@@ -18,8 +26,14 @@ import yaml
 from bot.knowledge.retrieval import FaqIndex
 
 ROOT = Path(__file__).resolve().parents[2]
-EVAL_SET = ROOT / "tests" / "data" / "faq_eval.yaml"
+DATA = ROOT / "tests" / "data"
+TUNE = DATA / "faq_tune.yaml"
+HOLDOUT = DATA / "faq_holdout.yaml"
 LOCALES = ("zh-CN", "en")
+CATEGORIES = frozenset({"plain", "typo", "shorthand", "mixed"})
+TARGET = 0.95
+
+Items = list[dict[str, str]]
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +41,12 @@ def index() -> FaqIndex:
     return FaqIndex.load(ROOT / "knowledge")
 
 
-@pytest.fixture(scope="module")
-def eval_set() -> dict[str, list[dict[str, str]]]:
-    raw = yaml.safe_load(EVAL_SET.read_text(encoding="utf-8"))
+def _folds() -> list[Path]:
+    return [TUNE, HOLDOUT] if HOLDOUT.exists() else [TUNE]
+
+
+def _load(path: Path) -> dict[str, Items]:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert isinstance(raw, dict)
     return raw
 
@@ -39,39 +56,55 @@ def _report(name: str, hits: int, total: int, misses: list[str]) -> str:
     return "\n".join(lines)
 
 
+def test_the_tuning_fold_is_big_enough_and_varied() -> None:
+    data = _load(TUNE)
+    for locale in LOCALES:
+        items = [item for item in data["in_domain"] if item["locale"] == locale]
+        assert len(items) >= 90
+        assert {item["category"] for item in items} <= CATEGORIES
+        informal = [item for item in items if item["category"] != "plain"]
+        assert len(informal) >= len(items) / 3
+        assert len([item for item in data["out_of_domain"] if item["locale"] == locale]) >= 25
+
+
+@pytest.mark.parametrize("path", _folds(), ids=lambda path: path.stem)
 @pytest.mark.parametrize("locale", LOCALES)
-def test_in_domain_top1_accuracy(index: FaqIndex, eval_set: dict[str, list[dict[str, str]]], locale: str) -> None:
-    items = [item for item in eval_set["in_domain"] if item["locale"] == locale]
-    assert len(items) >= 60
+def test_in_domain_top1_accuracy(index: FaqIndex, path: Path, locale: str) -> None:
+    items = [item for item in _load(path)["in_domain"] if item["locale"] == locale]
+    assert items
+    assert all(item["id"] in index.topics for item in items)
     misses: list[str] = []
     for item in items:
         result = index.search(item["q"])
         if result.answer_id != item["id"]:
             ranked = ", ".join(f"{m.topic_id} {m.score:.2f}" for m in result.matches)
-            misses.append(f"{item['q']!r}: expected {item['id']}, answered {result.answer_id} [{ranked}]")
+            misses.append(
+                f"{item['q']!r} ({item.get('category', '-')}): expected {item['id']}, "
+                f"answered {result.answer_id}{' (off-topic)' if result.off_topic else ''} [{ranked}]"
+            )
     hits = len(items) - len(misses)
-    report = _report(f"{locale} in-domain top-1", hits, len(items), misses)
+    report = _report(f"{path.stem} {locale} in-domain top-1", hits, len(items), misses)
     print(report)
-    assert hits / len(items) >= 0.90, report
+    assert hits / len(items) >= TARGET, report
 
 
+@pytest.mark.parametrize("path", _folds(), ids=lambda path: path.stem)
 @pytest.mark.parametrize("locale", LOCALES)
-def test_out_of_domain_refusal(index: FaqIndex, eval_set: dict[str, list[dict[str, str]]], locale: str) -> None:
-    items = [item for item in eval_set["out_of_domain"] if item["locale"] == locale]
-    assert len(items) >= 20
+def test_out_of_domain_refusal(index: FaqIndex, path: Path, locale: str) -> None:
+    items = [item for item in _load(path)["out_of_domain"] if item["locale"] == locale]
+    assert items
     misses = [f"{item['q']!r}: answered {answer}" for item in items if (answer := index.search(item["q"]).answer_id)]
     refused = len(items) - len(misses)
-    report = _report(f"{locale} out-of-domain refusal", refused, len(items), misses)
+    report = _report(f"{path.stem} {locale} out-of-domain refusal", refused, len(items), misses)
     print(report)
-    assert refused / len(items) >= 0.85, report
+    assert refused / len(items) >= TARGET, report
 
 
-def test_faq_stdin_answers_a_mixed_file_in_one_process(tmp_path: Path) -> None:
-    questions = ["我的数据安全吗?", "is it my network?", "", "明天上海天气怎么样", "how do I reset my password"]
+def _faq(tmp_path: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {name: value for name, value in os.environ.items() if not name.startswith("UNLOCKBOT_")}
-    done = subprocess.run(
-        [sys.executable, "-W", "error", "-m", "bot", "faq", "--json", "--stdin"],
-        input="\n".join(questions) + "\n",
+    return subprocess.run(
+        [sys.executable, "-W", "error", "-m", "bot", "faq", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         encoding="utf-8",
@@ -80,33 +113,29 @@ def test_faq_stdin_answers_a_mixed_file_in_one_process(tmp_path: Path) -> None:
         timeout=60,
         check=False,
     )
+
+
+def test_faq_stdin_answers_a_mixed_file_in_one_process(tmp_path: Path) -> None:
+    questions = ["我的数据安全吗?", "is it my network?", "", "明天上海天气怎么样", "how do I reset my password"]
+    done = _faq(tmp_path, "--json", "--stdin", stdin="\n".join(questions) + "\n")
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [line["query"] for line in lines] == questions
     assert [line["locale"] for line in lines] == ["zh-CN", "en", "en", "zh-CN", "en"]
     assert [line["answer_id"] for line in lines] == ["data-safety", "network", None, None, "wrong-password"]
+    assert [line["off_topic"] for line in lines] == [False, False, True, True, False]
     for line in lines:
-        assert list(line) == ["query", "locale", "answer_id", "matches"]
+        assert list(line) == ["query", "locale", "answer_id", "off_topic", "matches"]
         assert all(set(match) == {"id", "score", "title"} for match in line["matches"])
-    assert lines[0]["matches"][0]["title"] == "锁定后我的数据安全吗?"
+    assert lines[0]["matches"][0]["title"] == "锁定后我的数据安全吗？"
     assert not list(tmp_path.iterdir()), "faq must not create a database or any file in the working directory"
 
 
 def test_faq_prints_the_answer_or_the_closest_titles(tmp_path: Path) -> None:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("UNLOCKBOT_")}
-
     def faq(*args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "bot", "faq", *args],
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            cwd=tmp_path,
-            env=env,
-            timeout=60,
-            check=True,
-        )
+        done = _faq(tmp_path, *args)
+        assert done.returncode == 0, done.stderr
         return done.stdout
 
     assert "VPN" in faq("is it my network?")

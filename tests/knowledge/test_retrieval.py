@@ -1,7 +1,8 @@
-"""Ranking free questions against the FAQ topics, and refusing what the FAQ does not cover.
+"""Ranking free questions against the FAQ topics, forgiving how people type, and knowing what not to answer.
 
-The out-of-domain questions here were used to calibrate ``ConfidenceRule`` (with the topics' own example
-questions, each left out in turn); the held-out set in ``tests/data/faq_eval.yaml`` is checked separately.
+The measured accuracy on whole question sets is in ``test_faq_eval.py``; this module pins down behaviour one
+question at a time: every listed question, the typos, shorthand and mixed-language messages people send,
+the three verdicts (answer, unsure with something to offer, off-topic) and odd input.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from pathlib import Path
 import pytest
 
 from bot.errors import ConfigError
-from bot.knowledge.retrieval import MAX_QUESTION_CHARS, FaqIndex, detect_locale, load_synonyms
+from bot.knowledge.analysis import Roles, load_roles, load_synonyms
+from bot.knowledge.retrieval import MAX_QUESTION_CHARS, ConfidenceRule, FaqIndex
+from bot.knowledge.topics import load_topics
 
 KNOWLEDGE = Path(__file__).resolve().parents[2] / "knowledge"
+LOCALES = ("zh-CN", "en")
 
 
 @pytest.fixture(scope="module")
@@ -21,9 +25,34 @@ def index() -> FaqIndex:
     return FaqIndex.load(KNOWLEDGE)
 
 
+def _listed_questions() -> list[tuple[str, str]]:
+    topics = load_topics(KNOWLEDGE / "topics")
+    return [
+        (question, topic_id)
+        for topic_id, topic in topics.items()
+        for locale in LOCALES
+        for question in (topic.title[locale], *topic.questions[locale])
+    ]
+
+
+def test_every_listed_question_is_answered_with_its_own_topic(index: FaqIndex) -> None:
+    misses = [
+        f"{question!r}: expected {topic_id}, got {result.answer_id} ({[m.topic_id for m in result.matches]})"
+        for question, topic_id in _listed_questions()
+        if (result := index.search(question)).answer_id != topic_id
+    ]
+    assert not misses, "\n".join(misses)
+
+
+def test_a_listed_question_typed_with_a_slip_is_still_its_topic(index: FaqIndex) -> None:
+    # "我的账号怎么突然被锁了" is listed in why-locked.yaml; the answer must not depend on exact punctuation.
+    assert index.search("我的账号怎么突然被锁了").answer_id == "why-locked"
+    assert index.search("我的帐号怎么突然被锁了！！").answer_id == "why-locked"
+
+
 CLEAR_QUESTIONS = [
-    ("账号被锁了,想知道原因", "why-locked"),
-    ("密码忘了,输错好几次", "wrong-password"),
+    ("账号被锁了，想知道原因", "why-locked"),
+    ("密码忘了，输错好几次", "wrong-password"),
     ("在外地出差登录被锁", "unusual-ip"),
     ("公司的CRM授权过期了吗", "license"),
     ("服务器宕机导致的锁定", "system-fault"),
@@ -38,6 +67,10 @@ CLEAR_QUESTIONS = [
     ("锁定对业务有什么影响", "impact"),
     ("操作太频繁被限制了", "usage-count"),
     ("是不是只有我被锁了", "normal-or-abnormal"),
+    ("解锁以后要检查什么", "after-unlock-check"),
+    ("我的申请到哪一步了", "request-status"),
+    ("登不进去了", "cannot-sign-in"),
+    ("什么时候能恢复", "when-back"),
     ("why is my CRM account locked", "why-locked"),
     ("I typed the wrong password too many times", "wrong-password"),
     ("signed in from a hotel abroad and got locked", "unusual-ip"),
@@ -54,6 +87,9 @@ CLEAR_QUESTIONS = [
     ("is everyone locked or only me", "normal-or-abnormal"),
     ("what does the lockout cost the business", "impact"),
     ("did I hit a usage limit", "usage-count"),
+    ("any update on my unlock request?", "request-status"),
+    ("can't log in", "cannot-sign-in"),
+    ("how long will the lock last", "when-back"),
 ]
 
 
@@ -62,107 +98,105 @@ def test_a_clear_question_gets_its_topic(index: FaqIndex, question: str, topic_i
     result = index.search(question)
     assert result.answer_id == topic_id, [m.topic_id for m in result.matches]
     assert result.matches[0].topic_id == topic_id
+    assert not result.off_topic
     assert len(result.matches) <= 3
     assert [m.score for m in result.matches] == sorted((m.score for m in result.matches), reverse=True)
 
 
-OUT_OF_DOMAIN = {
-    "zh-CN": [
-        "后天北京会下雨吗",
-        "帮我查一下去杭州的高铁票",
-        "给我讲个冷笑话吧",
-        "公司食堂今天有什么菜",
-        "年终奖什么时候发",
-        "社保公积金怎么查",
-        "CRM里怎么新建一个商机",
-        "怎么在CRM里设置跟进提醒",
-        "客户联系人的电话号码怎么批量修改",
-        "CRM的销售漏斗报表在哪看",
-        "怎么把线索转成客户",
-        "钉钉密码忘了怎么找回",
-        "企业微信登录不了怎么办",
-        "邮箱密码过期了怎么改",
-        "VPN客户端怎么安装",
-        "投影仪怎么连电脑",
-        "帮我翻译这段话",
-        "今天星期几",
-        "写一首关于春天的诗",
-        "怎么申请加班调休",
-        "新员工入职要准备什么材料",
-        "Excel怎么做数据透视表",
-        "下周团建去哪里",
-        "停车位怎么申请",
-        "打卡机坏了",
-        "帮我总结一下这份合同",
-        "怎么给客户发报价单",
-        "季度销售排名出来了吗",
-        "CRM里怎么改头像",
-        "澳大利亚的首都是哪里",
-    ],
-    "en": [
-        "will it rain in Paris this weekend",
-        "find me a cheap hotel in Chicago",
-        "tell me something funny",
-        "what's on the cafeteria menu today",
-        "when do bonuses get paid",
-        "how do I update my tax withholding",
-        "how do I create an opportunity in the CRM",
-        "how to set a follow-up reminder on a contact",
-        "where do I find the sales funnel report",
-        "how do I convert a lead into a customer",
-        "I forgot my Slack password",
-        "my email password expired",
-        "how do I install the VPN client on my new laptop",
-        "the projector in room B won't connect",
-        "translate thank you into German",
-        "what day is it today",
-        "write a poem about spring",
-        "how do I book overtime",
-        "what paperwork do new hires need",
-        "how do I make a pivot table in Excel",
-        "where is the team offsite next month",
-        "how do I get a parking permit",
-        "the badge reader at the door is broken",
-        "summarise this contract for me",
-        "how do I send a quote to a customer",
-        "who topped the sales leaderboard this quarter",
-        "how do I change my profile picture in the CRM",
-        "what's the capital of Australia",
-    ],
-}
-
-
-@pytest.mark.parametrize("locale", ["zh-CN", "en"])
-def test_most_out_of_domain_questions_are_refused(index: FaqIndex, locale: str) -> None:
-    answered = {q: r.answer_id for q in OUT_OF_DOMAIN[locale] if (r := index.search(q)).answer_id is not None}
-    refused = 1 - len(answered) / len(OUT_OF_DOMAIN[locale])
-    assert refused >= 0.85, f"refused {refused:.0%}; answered anyway: {answered}"
-
-
 @pytest.mark.parametrize(
-    "question",
+    ("question", "topic_id"),
     [
-        "what's the weather in Shenzhen",
-        "明天要带伞吗",
-        "tell me a joke",
-        "hello",
-        "你好",
-        "asdfgh qwerty",
-        "???",
-        "123",
+        ("forgot my pasword", "wrong-password"),
+        ("is it my netwrok", "network"),
+        ("how do i unlcok my acount", "unlock-steps"),
+        ("will i still recieve customer emails", "receive-info"),
+        ("is my dta safe", "data-safety"),
+        ("我的帐号为什么被锁丁了", "why-locked"),
+        ("网洛不好会被锁吗", "network"),
+        ("授全过期了吗", "license"),
+        ("忘记密码了，登陆不上", "wrong-password"),
     ],
 )
-def test_small_talk_and_noise_are_refused(index: FaqIndex, question: str) -> None:
-    assert index.search(question).answer_id is None
+def test_typos_in_either_language_are_forgiven(index: FaqIndex, question: str, topic_id: str) -> None:
+    assert index.search(question).answer_id == topic_id
 
 
 @pytest.mark.parametrize(
-    ("text", "locale"),
-    [("账号为什么被锁", "zh-CN"), ("CRM登不上", "zh-CN"), ("why am I locked", "en"), ("", "en"), ("123 ?", "en")],
+    ("question", "topic_id"),
+    [
+        ("y am i locked out", "why-locked"),
+        ("forgot pw pls help", "wrong-password"),
+        ("r my records safe?", "data-safety"),
+        ("whens the maintenance done", "maintenance"),
+        ("登不进去了", "cannot-sign-in"),
+        ("密码忘了咋办", "wrong-password"),
+        ("啥时候能恢复", "when-back"),
+    ],
 )
-def test_the_locale_follows_the_script(index: FaqIndex, text: str, locale: str) -> None:
-    assert detect_locale(text) == locale
-    assert index.search(text).locale == locale
+def test_chat_shorthand_is_read_as_meant(index: FaqIndex, question: str, topic_id: str) -> None:
+    assert index.search(question).answer_id == topic_id
+
+
+@pytest.mark.parametrize(
+    ("question", "topic_id"),
+    [
+        ("我的account被lock了", "why-locked"),
+        ("CRM 的 password 输错了", "wrong-password"),
+        ("is 数据 safe", "data-safety"),
+        ("how do I 解锁 my account", "unlock-steps"),
+        ("是不是我的wifi有问题", "network"),
+    ],
+)
+def test_mixed_language_uses_both_vocabularies(index: FaqIndex, question: str, topic_id: str) -> None:
+    assert index.search(question).answer_id == topic_id
+
+
+OFF_TOPIC = [
+    "what's the weather in Shenzhen",
+    "明天要带伞吗",
+    "tell me a joke",
+    "给我讲个笑话",
+    "is meeting room 3 free this afternoon",
+    "三楼会议室下午有人用吗",
+    "how do I claim my travel expenses",
+    "打车费怎么报销",
+    "when is the next public holiday",
+    "国庆放几天假",
+    "write me a poem",
+    "给我写首诗",
+    "where should we go for lunch",
+    "中午吃什么",
+]
+
+
+@pytest.mark.parametrize("question", OFF_TOPIC)
+def test_requests_far_from_the_crm_are_called_off_topic(index: FaqIndex, question: str) -> None:
+    result = index.search(question)
+    assert result.answer_id is None
+    assert result.off_topic
+
+
+@pytest.mark.parametrize("question", ["hello", "你好", "asdfgh qwerty", "???", "123", "哈哈", "ok thx"])
+def test_small_talk_and_noise_are_refused(index: FaqIndex, question: str) -> None:
+    result = index.search(question)
+    assert result.answer_id is None
+
+
+@pytest.mark.parametrize("question", ["a question about the CRM", "帐号的问题"])
+def test_a_vague_question_about_the_crm_is_unsure_and_offers_topics(index: FaqIndex, question: str) -> None:
+    result = index.search(question)
+    assert result.answer_id is None
+    assert not result.off_topic
+    assert result.matches
+
+
+def test_not_sure_never_comes_with_nothing_to_offer(index: FaqIndex) -> None:
+    vague = ["锁", "lock", "账号", "password", "管理员", "help with the CRM", "问一下CRM的事", "请求"]
+    questions = [question for question, _ in CLEAR_QUESTIONS] + OFF_TOPIC + vague
+    for question in questions:
+        result = index.search(question)
+        if result.answer_id is None and not result.off_topic:
+            assert result.matches, question
 
 
 def test_an_explicit_locale_picks_the_titles(index: FaqIndex) -> None:
@@ -170,6 +204,14 @@ def test_an_explicit_locale_picks_the_titles(index: FaqIndex) -> None:
     assert result.locale == "zh-CN"
     assert result.answer_id == "network"
     assert result.matches[0].title == index.topics["network"].title["zh-CN"]
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [("账号为什么被锁", "zh-CN"), ("CRM登不上", "zh-CN"), ("why am I locked", "en"), ("", "en"), ("123 ?", "en")],
+)
+def test_the_locale_follows_the_script(index: FaqIndex, text: str, locale: str) -> None:
+    assert index.search(text).locale == locale
 
 
 @pytest.mark.parametrize(
@@ -193,9 +235,10 @@ def test_odd_input_does_not_crash(index: FaqIndex, text: str) -> None:
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\x00\x07", "😀🔒", "!!!???"])
-def test_empty_input_is_refused_with_no_matches(index: FaqIndex, text: str) -> None:
+def test_empty_input_is_off_topic_with_no_matches(index: FaqIndex, text: str) -> None:
     result = index.search(text)
     assert result.answer_id is None
+    assert result.off_topic
     assert result.matches == []
 
 
@@ -207,15 +250,55 @@ def test_a_huge_paste_is_refused(index: FaqIndex) -> None:
 
 def test_the_json_shape(index: FaqIndex) -> None:
     line = index.search("忘记密码了").to_json()
-    assert list(line) == ["query", "locale", "answer_id", "matches"]
+    assert list(line) == ["query", "locale", "answer_id", "off_topic", "matches"]
     assert line["answer_id"] == "wrong-password"
+    assert line["off_topic"] is False
     assert isinstance(line["matches"], list)
     assert set(line["matches"][0]) == {"id", "score", "title"}
+
+
+def test_a_stricter_rule_answers_less() -> None:
+    # The rule is data: an index built with an impossible margin never answers from the words alone.
+    topics = load_topics(KNOWLEDGE / "topics")
+    synonyms = load_synonyms(KNOWLEDGE / "synonyms.yaml")
+    strict = FaqIndex.build(topics, synonyms, ConfidenceRule(margin=1000.0, echo=2.0))
+    assert strict.search("I typed the wrong password too many times").answer_id is None
+    assert FaqIndex.build(topics, synonyms).search("I typed the wrong password too many times").answer_id
 
 
 def test_synonyms_join_words_across_languages() -> None:
     groups = load_synonyms(KNOWLEDGE / "synonyms.yaml")
     assert any("lock" in group and "锁定" in group for group in groups)
+
+
+def test_the_groups_with_a_role_name_existing_groups() -> None:
+    groups = load_synonyms(KNOWLEDGE / "synonyms.yaml")
+    roles = load_roles(KNOWLEDGE / "synonyms.yaml", groups)
+    assert "~lock" in roles.core
+    assert roles.ours == {"~crm"}
+    assert roles.elsewhere
+
+
+@pytest.mark.parametrize("role", ["core", "ours", "elsewhere"])
+def test_an_unknown_group_in_a_role_is_named(tmp_path: Path, role: str) -> None:
+    path = tmp_path / "synonyms.yaml"
+    path.write_text(f"{role}: [lock, frozen]\ngroups:\n  - [lock, frozen]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"{role}: 'frozen' is not the first word of any group"):
+        load_roles(path, load_synonyms(path))
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["I forgot my Outlook password", "my Jira account is locked", "钉钉账号被锁了", "企业微信登录不了怎么办"],
+)
+def test_another_system_is_not_ours_even_when_locked(index: FaqIndex, question: str) -> None:
+    result = index.search(question)
+    assert result.answer_id is None
+    assert result.off_topic
+
+
+def test_another_system_named_beside_the_crm_is_still_ours(index: FaqIndex) -> None:
+    assert not index.search("钉钉里打开CRM提示账号被锁了").off_topic
 
 
 def test_a_word_in_two_synonym_groups_is_named(tmp_path: Path) -> None:
@@ -236,3 +319,4 @@ def test_a_malformed_synonyms_file_is_named(tmp_path: Path, content: str) -> Non
 
 def test_without_a_synonyms_file_the_index_still_works(tmp_path: Path) -> None:
     assert load_synonyms(tmp_path / "absent.yaml") == ()
+    assert load_roles(tmp_path / "absent.yaml", ()) == Roles()

@@ -314,3 +314,14 @@ async def test_the_anchor_file_says_what_it_holds(app: App, trail: AuditTrail, c
     assert anchor is not None
     assert stored["event"] == anchor.id
     assert stored["hash"] == anchor.hash
+
+
+async def test_a_damaged_anchor_is_reported_and_left_alone(app: App, trail: AuditTrail, clock: ManualClock) -> None:
+    path = anchor_path(app.settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{not json", encoding="utf-8")
+    await add_events(app.database, clock, 1)
+    await housekeeper(app, trail).tick()  # the round goes on; a chat turn after it is not disturbed
+    assert path.read_text(encoding="utf-8") == "{not json"
+    with pytest.raises(ConfigError, match="damaged"):
+        trail.anchor.read()

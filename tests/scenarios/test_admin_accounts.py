@@ -69,9 +69,7 @@ async def test_an_account_bob_linked_as_tina_cannot_approve_bobs_request(app: Ap
 
     async with app.database.session() as session:
         request = await session.get(UnlockRequest, request_id)
-        identity = await session.scalar(
-            select(ChatIdentity).where(ChatIdentity.platform_user_id == "bobs-other-phone")
-        )
+        identity = await session.scalar(select(ChatIdentity).where(ChatIdentity.platform_user_id == "bobs-other-phone"))
         refused = list(
             await session.scalars(select(AuditEvent.actor).where(AuditEvent.action == "request.own_decision_refused"))
         )
