@@ -33,6 +33,7 @@ from bot.knowledge.reasons import load_reasons
 from bot.knowledge.retrieval import FaqIndex
 from bot.metrics import MeteredCrm, Metrics, use_metrics
 from bot.rendering import Renderer, make_environment
+from bot.requests.anchor import AuditTrail, open_trail
 from bot.requests.housekeeping import Housekeeper
 from bot.requests.outbox import OutboxWorker
 from bot.requests.policy import Limits, UnlockPolicy
@@ -84,6 +85,7 @@ class App:
     outbox: OutboxWorker
     housekeeper: Housekeeper
     metrics: Metrics
+    audit: AuditTrail
 
 
 async def _admins(database: Database, settings: Settings) -> tuple[str, ...]:
@@ -127,6 +129,7 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
     try:
         await database.upgrade()
         await _refuse_demo_data(database, settings)
+        trail = await open_trail(settings, database)  # before anything is recorded: every event is signed
         await crm.create_schema()
         box = load_key(settings)
         await _check_key(database, box)
@@ -177,8 +180,9 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
             settings.requests,
             admins=services.admins,
             escalation=settings.admins.escalation,
+            audit=trail,
         )
-        yield App(settings, clock, database, crm, box, totp, renderer, engine, outbox, housekeeper, metrics)
+        yield App(settings, clock, database, crm, box, totp, renderer, engine, outbox, housekeeper, metrics, trail)
     finally:
         await crm.aclose()
         await database.dispose()

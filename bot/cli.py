@@ -347,6 +347,7 @@ async def _clear_demo(settings: Settings) -> None:
             await forget_demo(session)
     finally:
         await database.dispose()
+    AnchorFile(anchor_path(settings)).forget()  # the audit trail starts over, on purpose
 
 
 def _pick_demo_user(users: Sequence[Any]) -> str | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import App
@@ -34,7 +34,7 @@ from bot.crm.sql_schema import (
 from bot.errors import ConfigError, NotADemoDatabase
 from bot.identity.linking import link
 from bot.identity.secrets import create_key_file, load_key
-from bot.storage.meta import DEMO_FLAG, is_demo
+from bot.storage.meta import DEMO_FLAG, clear_bot_tables, is_demo
 from bot.storage.models import Base, BotMeta
 
 CONSOLE = "console"
@@ -94,11 +94,6 @@ async def has_bot_data(session: AsyncSession) -> bool:
 async def require_demo(session: AsyncSession) -> None:
     if not await is_demo(session):
         raise NotADemoDatabase("this is not a demo database: demo commands refuse to run on it")
-
-
-async def _clear_bot_tables(session: AsyncSession) -> None:
-    for table in reversed(Base.metadata.sorted_tables):
-        await session.execute(delete(table))
 
 
 def _crm_rows(now: datetime) -> list[Any]:
@@ -175,7 +170,8 @@ async def seed(app: App, *, reset: bool) -> bool:
             raise NotADemoDatabase("this database holds real data; refusing to seed a demo into it")
         if demo and not reset:
             return False
-        await _clear_bot_tables(session)
+        await clear_bot_tables(session)
+    app.audit.anchor.forget()  # the trail starts over on purpose: the old anchor names a chain that is gone
     if not isinstance(app.crm, SqlCrm):
         raise ConfigError("crm.backend: the demo runs on the embedded 'sql' backend only")
     crm_db = app.crm.database

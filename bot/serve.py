@@ -60,7 +60,7 @@ class ChannelRunner(Protocol):
 class ReportsConnection(Protocol):
     """A channel that can tell whether its link to the platform is up (a socket or a poll loop)."""
 
-    def connected(self) -> bool: ...
+    async def connected(self) -> bool: ...
 
 
 def configured_channels(app: App) -> list[ChannelRunner]:
@@ -97,16 +97,18 @@ class Readiness:
         self._timeout = timeout
         self._heads = frozenset(ScriptDirectory.from_config(alembic_config(database.url)).get_heads())
         self.started: set[str] = set()
+        # What failed at the last check: a change is logged once, not at every probe.
+        self._reported: tuple[str, ...] | None = None
 
     async def _revisions(self) -> frozenset[str]:
         async with self._database.engine.connect() as connection:
             heads = await connection.run_sync(lambda sync: MigrationContext.configure(sync).get_current_heads())
         return frozenset(heads)
 
-    def _channel_state(self, channel: ChannelRunner) -> str:
+    async def _channel_state(self, channel: ChannelRunner) -> str:
         if channel.name not in self.started:
             return "starting"
-        if isinstance(channel, ReportsConnection) and not channel.connected():
+        if isinstance(channel, ReportsConnection) and not await channel.connected():
             return "disconnected"
         return "connected"
 
@@ -114,11 +116,12 @@ class Readiness:
         """Whether the bot is ready, and the JSON body that says so or names what failed."""
         checks: dict[str, str] = {}
         failed: list[str] = []
+        detail = ""
         try:
             async with asyncio.timeout(self._timeout):
                 current = await self._revisions()
         except Exception as exc:  # whatever the reason, a database that does not answer is the answer
-            log.warning("not ready: the database does not answer (%s)", describe(exc))
+            detail = f" ({describe(exc)})"  # for the log only: the body is for anyone who can reach the port
             checks["database"] = f"not answering ({type(exc).__name__})"
             failed.append("database")
         else:
@@ -133,9 +136,15 @@ class Readiness:
                 failed.append("migrations")
         for channel in self._channels:
             key = f"channel:{channel.name}"
-            checks[key] = self._channel_state(channel)
+            checks[key] = await self._channel_state(channel)
             if checks[key] != "connected":
                 failed.append(key)
+        if tuple(failed) != self._reported:
+            if failed:
+                log.warning("not ready: %s%s", "; ".join(f"{name}: {checks[name]}" for name in failed), detail)
+            elif self._reported is not None:
+                log.info("ready again")
+            self._reported = tuple(failed)
         if failed:
             return False, {"status": "not ready", "failed": failed, "checks": checks}
         return True, {"status": "ready", "checks": checks}

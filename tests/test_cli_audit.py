@@ -105,6 +105,8 @@ def test_verify_reads_a_read_only_copy_and_changes_nothing(cli: Cli, tmp_path: P
     before = (copy / "bot.db").read_bytes()
     (copy / "bot.db").chmod(0o444)
     copy.chmod(0o555)
+    # Run as root, permissions stop nothing; a file made and removed again still changes the folder's time.
+    folder_time = copy.stat().st_mtime_ns
     try:
         cli.env["UNLOCKBOT_DATABASE__URL"] = f"sqlite:///{copy / 'bot.db'}"
         result = cli.run("audit", "verify")
@@ -113,6 +115,7 @@ def test_verify_reads_a_read_only_copy_and_changes_nothing(cli: Cli, tmp_path: P
     finally:
         copy.chmod(0o755)
     assert sorted(p.name for p in copy.iterdir()) == ["bot.db"]  # no log, no lock file, no CRM database
+    assert copy.stat().st_mtime_ns == folder_time  # not even for a moment
     assert (copy / "bot.db").read_bytes() == before
 
 

@@ -7,6 +7,7 @@ is connected; otherwise 503 with a JSON body naming what failed.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -144,23 +145,31 @@ class SocketChannel:
 
     async def stop(self) -> None: ...
 
-    def connected(self) -> bool:
+    async def connected(self) -> bool:
         return self.up
 
 
-async def test_a_channel_is_ready_once_started_and_while_connected(app: App) -> None:
+async def test_a_channel_is_ready_once_started_and_while_connected(app: App, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="bot.serve")
     channel = SocketChannel()
     readiness = Readiness(app.database, [channel])
-    ready, body = await readiness.check()
-    assert not ready
-    assert body["failed"] == ["channel:socket"]
-    assert body["checks"]["channel:socket"] == "starting"
+    for _ in range(2):  # probed again and again
+        ready, body = await readiness.check()
+        assert not ready
+        assert body["failed"] == ["channel:socket"]
+        assert body["checks"]["channel:socket"] == "starting"
     readiness.started.add(channel.name)  # what serve does once start() returned
     assert (await readiness.check())[0]
     channel.up = False
     ready, body = await readiness.check()
     assert not ready
     assert body["checks"]["channel:socket"] == "disconnected"
+    # Each change is logged once, not every probe.
+    assert [record.getMessage() for record in caplog.records] == [
+        "not ready: channel:socket: starting",
+        "ready again",
+        "not ready: channel:socket: disconnected",
+    ]
 
 
 async def test_readiness_waits_no_longer_than_its_timeout() -> None:

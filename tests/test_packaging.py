@@ -258,19 +258,22 @@ def test_the_installed_wheel_seeds_answers_chats_and_serves_from_any_folder(fres
 
     port = free_port()
     serving = env | {"UNLOCKBOT_HTTP__PORT": str(port), "UNLOCKBOT_LOG__FORMAT": "json"}
-    server = subprocess.Popen([str(unlockbot), "serve"], cwd=elsewhere, env=serving, stderr=subprocess.PIPE, text=True)
-    try:
-        lines = Lines(server.stderr)  # type: ignore[arg-type]
-        lines.until("listening on")
-        assert fetch(port, "/healthz") == (200, '{"status": "ok"}')
-        status, ready = fetch(port, "/readyz")
-        assert status == 200, ready
-        status, metrics = fetch(port, "/metrics")
-        assert 'unlockbot_unlock_requests{status="done"} 1.0' in metrics  # alice's unlock, from the database
-    finally:
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=COMMAND_TIMEOUT) == 0
-    logged = lines.rest()
+    command = [str(unlockbot), "serve"]
+    with subprocess.Popen(command, cwd=elsewhere, env=serving, stderr=subprocess.PIPE, text=True) as server:
+        assert server.stderr is not None
+        lines = Lines(server.stderr)
+        try:
+            lines.until("listening on")
+            assert fetch(port, "/healthz") == (200, '{"status": "ok"}')
+            status, ready = fetch(port, "/readyz")
+            assert status == 200, ready
+            status, metrics = fetch(port, "/metrics")
+            assert 'unlockbot_unlock_requests{status="done"} 1.0' in metrics  # alice's unlock, from the database
+        finally:
+            server.send_signal(signal.SIGTERM)
+            stopped = server.wait(timeout=COMMAND_TIMEOUT)
+        logged = lines.rest()
+    assert stopped == 0, "\n".join(logged)
     assert logged
     for line in logged:
         json.loads(line)  # every line a JSON object

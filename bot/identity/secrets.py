@@ -14,6 +14,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from bot.config import Settings
 from bot.errors import ConfigError
+from bot.storage.files import make_private_dir
 
 
 class SecretBox:
@@ -62,7 +63,7 @@ def load_key(settings: Settings) -> SecretBox | None:
 
 def create_key_file(path: Path) -> SecretBox:
     """Write a new key file readable only by its owner (used by the demo)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     key = SecretBox.generate_key()
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as handle:

