@@ -46,7 +46,7 @@ constraints:
 	$(FRESH)/bin/python -m pip install --quiet -e '.[dev]'
 	@printf '%s\n' '# Exact versions CI and `make` install with (pip install -c constraints.txt ...).' \
 		'# Refresh on purpose, never by hand-editing one line: see "Dependencies" in CONTRIBUTING.md.' > constraints.txt
-	$(FRESH)/bin/python -m pip freeze --exclude-editable >> constraints.txt
+	$(FRESH)/bin/python -m pip freeze --all --exclude-editable >> constraints.txt
 	rm -rf $(FRESH)
 
 clean:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from bot.clock import Clock
-from bot.flows.admin import card
+from bot.flows.decisions import card
 from bot.messages import Rendered
 from bot.rendering import Renderer
 from bot.requests.unlock_requests import Status

@@ -6,8 +6,9 @@ anything else goes to the step the conversation is waiting in.
 
 from collections.abc import Mapping
 
-from bot.flows.admin import ADMIN_COMMAND, ANSWER, APPROVE, DENY, PENDING_FLOW
+from bot.flows.admin import ADMIN_COMMAND
 from bot.flows.base import END, TIMEOUT, Flow, FlowError, Handler, Outcome, Services, Turn, check_steps
+from bot.flows.decisions import ANSWER, APPROVE, DENY, PENDING_FLOW
 from bot.flows.diagnose import DETAILS, DIAGNOSE, WATCH
 from bot.flows.faq import ASK, FAQ
 from bot.flows.identity import ENROL, LINK

@@ -1,33 +1,44 @@
-"""Admins in chat: request cards with Approve / Deny, and the admin commands.
+"""Admins in chat: the typed admin commands, in English or Chinese.
 
 Who is an admin is decided by the configured CRM usernames and the linked
 chat account, never by a display name or a group role. Commands:
-``pending``, ``approve ID``, ``deny ID REASON``, ``audit USER``,
-``unlock USER`` (with the admin's own code), ``invite USER``, ``unlink USER``,
-``reset-totp USER``, ``stats``.
+``pending``, ``approve ID``, ``deny ID REASON``, ``answer ID TEXT``,
+``audit USER``, ``unlock USER`` (with the admin's own code), ``invite USER``,
+``unlink USER``, ``reset-totp USER``, ``stats`` (and 待处理, 批准, 拒绝, 回复,
+审计, 解锁, 邀请, 解绑, 重置验证器, 统计). Deciding lives in ``bot.flows.decisions``.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from sqlalchemy import func, select
 
 from bot.crm.base import LockReason
 from bot.flows.base import Flow, Outcome, Turn
-from bot.flows.menu import CANCEL, MENU, MENU_BUTTONS
+from bot.flows.decisions import (
+    PENDING,
+    on_answer_text,
+    on_approve_code,
+    on_deny_reason,
+    only_admins,
+    request_number,
+    show_pending,
+    start_answer,
+    start_approval,
+    start_denial,
+)
+from bot.flows.menu import MENU
 from bot.flows.verification import ask_code, check_code, not_enrolled
 from bot.identity import enrolment, link_codes
 from bot.identity.linking import unlink
-from bot.messages import Button, Reply
+from bot.messages import Reply
 from bot.requests import audit
-from bot.requests.approvals import ChatAccount, Decision, Verdict, answer_question, decide, is_own
-from bot.requests.outbox import enqueue, queued_for
-from bot.requests.unlock_requests import Kind, Status, open_request, pending_requests
+from bot.requests.approvals import Verdict
+from bot.requests.outbox import enqueue
+from bot.requests.unlock_requests import Kind, Status, open_request
 from bot.storage.models import AuditEvent, UnlockRequest
 
-PENDING = Button("pending", "pending")
 # What admins type, in either language, and the command each stands for.
 VERBS = {
     "pending": "pending",
@@ -94,170 +105,6 @@ def parse_command(text: str) -> tuple[str, str] | None:
     return verb, rest
 
 
-def card(request: UnlockRequest, now_pending: bool) -> Reply:
-    context: dict[str, Any] = {
-        "id": request.id,
-        "kind": request.kind,
-        "username": request.crm_username,
-        "reason": request.reason,
-        "evidence": dict(request.evidence),
-        "answers": dict(request.answers),
-        "created_at": request.created_at,
-        "expires_at": request.expires_at,
-        "status": request.status,
-        "decided_by": request.decided_by,
-        "decided_at": request.decided_at,
-        "note": request.decision_note,
-    }
-    buttons: tuple[Button, ...] = ()
-    if now_pending and request.kind == Kind.HELP:
-        buttons = (Button(f"answer:{request.id}", "reply_question"),)  # a question is answered, not approved
-    elif now_pending:
-        buttons = (Button(f"approve:{request.id}", "approve"), Button(f"deny:{request.id}", "deny"))
-    # Evidence is for the admins who see it now, not for whoever holds this chat later.
-    return Reply("admin/card", context, buttons, private=True)
-
-
-def only_admins() -> Outcome:
-    return Outcome([Reply("admin/only_admins", buttons=MENU_BUTTONS)])
-
-
-async def show_pending(turn: Turn) -> Outcome:
-    if not turn.is_admin:
-        return only_admins()
-    requests = await pending_requests(turn.session, now=turn.now)
-    own = [r for r in requests if r.crm_username == turn.username]
-    others = [r for r in requests if r.crm_username != turn.username]
-    replies = [Reply("admin/pending", {"count": len(others), "own": len(own)})]
-    replies += [card(r, now_pending=True) for r in others]
-    return Outcome([*replies, Reply("admin/after_cards", buttons=(MENU,))])
-
-
-def _request_id(text: str) -> int | None:
-    digits = text.strip().lstrip("#")
-    return int(digits) if digits.isdigit() and len(digits) < 10 else None
-
-
-async def _decision_reply(turn: Turn, decision: Decision) -> Outcome:
-    reply = Reply("admin/decided", decision.context, (PENDING, MENU))
-    if decision.verdict is Verdict.DECIDED and decision.request is not None:
-        return Outcome([reply, card(decision.request, now_pending=False)])
-    return Outcome([reply])
-
-
-def _via(turn: Turn) -> ChatAccount:
-    return ChatAccount(turn.inbound.channel, turn.inbound.team_id, turn.inbound.user_id)
-
-
-async def _decide(turn: Turn, request_id: int, *, approve: bool, note: str | None) -> Outcome:
-    assert turn.username is not None
-    decision = await decide(
-        turn.session,
-        now=turn.now,
-        request_id=request_id,
-        admin=turn.username,
-        approve=approve,
-        note=note,
-        admins=turn.services.admins,
-        via=_via(turn),
-    )
-    if decision.verdict is Verdict.DECIDED and approve:
-        turn.queued.extend(await queued_for(turn.session, request_id))
-    return await _decision_reply(turn, decision)
-
-
-async def start_approval(turn: Turn, request_id: int | None = None) -> Outcome:
-    if not turn.is_admin:
-        return only_admins()
-    request_id = request_id if request_id is not None else _request_id(turn.argument)
-    request = await turn.session.get(UnlockRequest, request_id) if request_id is not None else None
-    if request is None or request_id is None:
-        return Outcome([Reply("admin/decided", {"verdict": Verdict.NOT_FOUND.value}, (PENDING, MENU))])
-    if await is_own(turn.session, request, admin=turn.username or "", via=_via(turn)):
-        return await _decide(turn, request_id, approve=True, note=None)  # refused, and audited, by decide()
-    if request.kind == Kind.HELP:
-        return await start_answer(turn, request_id)  # a question is answered, not approved
-    if request.status != Status.PENDING.value or request.expires_at <= turn.now:
-        return await _decide(turn, request_id, approve=True, note=None)  # says who decided; changes nothing
-    reason = LockReason(request.reason) if request.reason in set(LockReason) else LockReason.UNKNOWN
-    if request.kind == Kind.UNLOCK and turn.services.policy.rule(reason).approver_totp and not turn.recently_verified:
-        return Outcome([ask_code("approve")], step="approve_code", data={"request": request_id})
-    return await _decide(turn, request_id, approve=True, note=None)
-
-
-async def on_approve_code(turn: Turn) -> Outcome:
-    refused = await check_code(turn, step="approve_code")
-    if refused is not None:
-        return refused
-    return await _decide(turn, int(turn.data["request"]), approve=True, note=None)
-
-
-async def start_denial(turn: Turn, request_id: int | None = None, reason: str = "") -> Outcome:
-    if not turn.is_admin:
-        return only_admins()
-    request_id = request_id if request_id is not None else _request_id(turn.argument)
-    if request_id is None:
-        return Outcome([Reply("admin/decided", {"verdict": Verdict.NOT_FOUND.value}, (PENDING, MENU))])
-    if reason:
-        return await _decide(turn, request_id, approve=False, note=reason[:500])
-    return Outcome(
-        [Reply("admin/ask_deny_reason", {"id": request_id}, (CANCEL,))],
-        step="deny_reason",
-        data={"request": request_id},
-    )
-
-
-async def on_deny_reason(turn: Turn) -> Outcome:
-    return await _decide(turn, int(turn.data["request"]), approve=False, note=turn.text[:500])
-
-
-MAX_ANSWER = 1000
-
-
-async def start_answer(turn: Turn, request_id: int | None = None, answer: str = "") -> Outcome:
-    """Reply to a question someone handed to a person: typed with the command, or asked for next."""
-    if not turn.is_admin:
-        return only_admins()
-    request_id = request_id if request_id is not None else _request_id(turn.argument)
-    request = await turn.session.get(UnlockRequest, request_id) if request_id is not None else None
-    if request is None or request_id is None or request.kind != Kind.HELP:
-        return Outcome([Reply("admin/decided", {"verdict": Verdict.NOT_FOUND.value}, (PENDING, MENU))])
-    if answer:
-        return await _answer(turn, request_id, answer)
-    if request.status != Status.PENDING.value or await is_own(
-        turn.session, request, admin=turn.username or "", via=_via(turn)
-    ):
-        return await _answer(turn, request_id, "")  # says who answered, or refuses; changes nothing
-    context = {"id": request.id, "username": request.crm_username, "question": request.answers.get("question", "")}
-    return Outcome([Reply("admin/ask_answer", context, (CANCEL,))], step="answer_text", data={"request": request_id})
-
-
-async def on_answer_text(turn: Turn) -> Outcome:
-    return await _answer(turn, int(turn.data["request"]), turn.text)
-
-
-async def _answer(turn: Turn, request_id: int, answer: str) -> Outcome:
-    assert turn.username is not None
-    if answer:
-        decision = await answer_question(
-            turn.session,
-            now=turn.now,
-            request_id=request_id,
-            admin=turn.username,
-            answer=answer[:MAX_ANSWER],
-            admins=turn.services.admins,
-            via=_via(turn),
-        )
-    else:
-        request = await turn.session.get(UnlockRequest, request_id)
-        own = request is not None and await is_own(turn.session, request, admin=turn.username, via=_via(turn))
-        decision = Decision(Verdict.OWN_REQUEST if own else Verdict.ALREADY_DECIDED, request)
-    reply = Reply("admin/answered", decision.context, (PENDING, MENU))
-    if decision.verdict is Verdict.DECIDED and decision.request is not None:
-        return Outcome([reply, card(decision.request, now_pending=False)])
-    return Outcome([reply])
-
-
 async def command(turn: Turn) -> Outcome:
     """A typed admin command; the engine only sends admins here."""
     parsed = parse_command(turn.text)
@@ -267,15 +114,15 @@ async def command(turn: Turn) -> Outcome:
     if verb == "pending":
         return await show_pending(turn)
     if verb == "approve":
-        return await start_approval(turn, _request_id(rest))
+        return await start_approval(turn, request_number(rest))
     if verb == "deny":
         number, _, reason = rest.partition(" ")
-        return await start_denial(turn, _request_id(number), reason.strip())
+        return await start_denial(turn, request_number(number), reason.strip())
     if verb == "stats":
         return await stats(turn)
     if verb == "answer":
         number, _, answer = rest.partition(" ")
-        return await start_answer(turn, _request_id(number), answer.strip())
+        return await start_answer(turn, request_number(number), answer.strip())
     if not USERNAME.match(rest):
         return Outcome([Reply("admin/bad_username", buttons=(MENU,))])
     if verb in ("reset-totp", "unlink") and rest.casefold() == (turn.username or "").casefold():
@@ -438,14 +285,6 @@ async def admin_unlock(turn: Turn, username: str) -> Outcome:
     return Outcome([Reply("admin/unlock_queued", {"username": username, "id": request.id}, (MENU,))])
 
 
-PENDING_FLOW = Flow("pending", start=show_pending)
-APPROVE = Flow(
-    "approve", start=start_approval, steps={"approve_code": on_approve_code}, takes_text=frozenset({"approve_code"})
-)
-DENY = Flow("deny", start=start_denial, steps={"deny_reason": on_deny_reason}, takes_text=frozenset({"deny_reason"}))
-ANSWER = Flow(
-    "answer", start=start_answer, steps={"answer_text": on_answer_text}, takes_text=frozenset({"answer_text"})
-)
 ADMIN_COMMAND = Flow(
     "admin",
     start=command,

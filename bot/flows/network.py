@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from bot.flows.base import Flow, Outcome, Turn
 from bot.flows.menu import MENU, MENU_BUTTONS
-from bot.flows.situation import Verdict, Worry, next_step, read_situation, verdict
+from bot.flows.situation import Worry, WorryVerdict, next_step, read_situation, verdict
 from bot.messages import Button, Reply
 
 
@@ -42,7 +42,7 @@ async def on_offer(turn: Turn) -> Outcome:
     return checklist(verdict(await read_situation(turn, probe=True, count_others=True), Worry.NETWORK))
 
 
-def checklist(found: Verdict) -> Outcome:
+def checklist(found: WorryVerdict) -> Outcome:
     probe = found.facts["probe"]
     # None: this backend cannot be probed, so the conclusion must claim neither way.
     reachable = None if probe is None else bool(probe["reachable"])

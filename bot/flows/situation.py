@@ -6,7 +6,7 @@ incidents, the maintenance window under way or coming, their open request and,
 where the worry needs it, the server's reachability probe and how many others
 were locked. ``verdict`` turns it into the one line said before anything else
 ("No: your account is locked because the licence expired, not because of your
-network"), and ``Verdict.facts`` carries the same facts to every template.
+network"), and ``WorryVerdict.facts`` carries the same facts to every template.
 Because every worry reads the same facts in the same way, answers cannot
 contradict each other: while an incident is open, every answer knows it.
 """
@@ -154,7 +154,7 @@ class Situation:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class WorryVerdict:
     """What the person's situation already says about one worry.
 
     ``key`` names the one line said first (``None``: the situation does not
@@ -236,9 +236,9 @@ def next_step(situation: Situation) -> tuple[Button, ...]:
     return ()
 
 
-def verdict(situation: Situation, worry: Worry) -> Verdict:
+def verdict(situation: Situation, worry: Worry) -> WorryVerdict:
     """The one line the person's own situation says first about ``worry``, and the facts behind it."""
-    return Verdict(worry, _KEYS[worry](situation), situation.facts())
+    return WorryVerdict(worry, _KEYS[worry](situation), situation.facts())
 
 
 def _unknown_or_not_locked(situation: Situation) -> str | None:

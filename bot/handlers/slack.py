@@ -182,6 +182,13 @@ class SlackChannel:
                         await self._app.engine.delivery_failed(delivery)
             await self._deliver_cards()
 
+    async def connected(self) -> bool:
+        """For /readyz: in Socket Mode, whether the socket is up; over HTTP Slack calls us, so always."""
+        if self._socket is None:
+            return True
+        is_connected: Callable[[], Awaitable[bool]] = self._socket.client.is_connected  # untyped in slack_bolt
+        return bool(await is_connected())
+
     async def stop(self) -> None:
         if self._socket is not None:
             close: Callable[[], Awaitable[None]] = self._socket.close_async  # untyped in slack_bolt

@@ -222,6 +222,11 @@ class TelegramChannel:
             )
         log.info("telegram: @%s is %s", self._bot_username, self._settings.mode)
 
+    async def connected(self) -> bool:
+        """For /readyz: the application runs and, when polling, so does the poll loop."""
+        updater = self._application.updater
+        return self._application.running and (updater is None or updater.running)
+
     async def stop(self) -> None:
         try:
             updater = self._application.updater

@@ -34,7 +34,7 @@ DIGITS = 6
 WINDOW = 1
 
 
-class Outcome(StrEnum):
+class CodeCheck(StrEnum):
     OK = "ok"
     WRONG = "wrong"
     MALFORMED = "malformed"  # not six digits: not counted as a guess
@@ -45,14 +45,14 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
-    outcome: Outcome
+    outcome: CodeCheck
     retry_after: timedelta | None = None
     attempts_left: int | None = None
     lockout_started: bool = False  # this very failure began a lock-out: admins should hear of it
 
     @property
     def ok(self) -> bool:
-        return self.outcome is Outcome.OK
+        return self.outcome is CodeCheck.OK
 
 
 def normalise_code(text: str) -> str | None:
@@ -148,12 +148,12 @@ class TotpVerifier:
         now = self._clock.now()
         enrolment = await self.enrolment(session, username)
         if enrolment is None or enrolment.active == confirming:
-            return VerifyResult(Outcome.NOT_ENROLLED)
+            return VerifyResult(CodeCheck.NOT_ENROLLED)
         if enrolment.locked_until is not None and enrolment.locked_until > now:
-            return VerifyResult(Outcome.THROTTLED, retry_after=enrolment.locked_until - now)
+            return VerifyResult(CodeCheck.THROTTLED, retry_after=enrolment.locked_until - now)
         code = normalise_code(typed)
         if code is None:
-            return VerifyResult(Outcome.MALFORMED)
+            return VerifyResult(CodeCheck.MALFORMED)
         step = matching_step(self._require_box().decrypt(enrolment.secret_ciphertext), code, now)
         if step is not None:
             accepted = await session.execute(
@@ -176,12 +176,12 @@ class TotpVerifier:
                 action = "totp.confirmed" if confirming else "totp.verified"
                 await audit.record(session, at=now, actor=actor, action=action, subject=username)
                 await session.refresh(enrolment)
-                return VerifyResult(Outcome.OK)
-            return await self._failure(session, username, now, actor, Outcome.REPLAYED)
-        return await self._failure(session, username, now, actor, Outcome.WRONG)
+                return VerifyResult(CodeCheck.OK)
+            return await self._failure(session, username, now, actor, CodeCheck.REPLAYED)
+        return await self._failure(session, username, now, actor, CodeCheck.WRONG)
 
     async def _failure(
-        self, session: AsyncSession, username: str, now: datetime, actor: str, outcome: Outcome
+        self, session: AsyncSession, username: str, now: datetime, actor: str, outcome: CodeCheck
     ) -> VerifyResult:
         failures = await session.scalar(
             update(TotpEnrolment)
@@ -220,7 +220,7 @@ class TotpVerifier:
             subject=username,
             details={"seconds": int(wait.total_seconds())},
         )
-        return VerifyResult(Outcome.THROTTLED, retry_after=wait, lockout_started=True)
+        return VerifyResult(CodeCheck.THROTTLED, retry_after=wait, lockout_started=True)
 
     def current_code(self, enrolment: TotpEnrolment) -> str:
         """The code valid now (for the demo's ``demo code`` only)."""

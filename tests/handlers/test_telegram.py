@@ -105,6 +105,16 @@ async def request_of(app: App, username: str) -> UnlockRequest:
 # -- a whole conversation ------------------------------------------------------------------------
 
 
+async def test_the_channel_reports_its_connection_for_readiness(app: App, api: FakeBotApi) -> None:
+    use_telegram(app, api)
+    polling = TelegramChannel(app, poll_timeout=timedelta(seconds=1))
+    assert not await polling.connected()
+    await polling.start()
+    assert await polling.connected()
+    await polling.stop()
+    assert not await polling.connected()
+
+
 async def test_a_code_is_deleted_even_when_the_bot_restarted_after_asking(
     app: App, api: FakeBotApi, channel: TelegramChannel
 ) -> None:

@@ -15,7 +15,7 @@ from bot import demo
 from bot.app import App, open_app
 from bot.clock import ManualClock
 from bot.config import Settings
-from bot.identity.totp import Outcome, matching_step, normalise_code, time_step
+from bot.identity.totp import CodeCheck, matching_step, normalise_code, time_step
 from bot.storage.models import TotpEnrolment
 
 # RFC 6238 Appendix B, SHA-1 rows: the shared secret is the ASCII string "12345678901234567890".
@@ -55,20 +55,20 @@ def test_codes_are_read_leniently_but_must_be_six_digits() -> None:
     assert normalise_code("abcdef") is None
 
 
-async def verify(app: App, code: str, user: str = "alice") -> Outcome:
+async def verify(app: App, code: str, user: str = "alice") -> CodeCheck:
     async with app.database.session() as session, session.begin():
         return (await app.totp.verify(session, user, code, actor="test")).outcome
 
 
 async def test_a_code_works_once(app: App, clock: ManualClock) -> None:
     code = await demo.current_code(app, "alice")
-    assert await verify(app, code) is Outcome.OK
-    assert await verify(app, code) is Outcome.REPLAYED
+    assert await verify(app, code) is CodeCheck.OK
+    assert await verify(app, code) is CodeCheck.REPLAYED
     # An older step is a replay too, even though it was never used.
     previous = pyotp.TOTP(demo.demo_secret("alice")).at(clock.now() - timedelta(seconds=30))
-    assert await verify(app, previous) is Outcome.REPLAYED
+    assert await verify(app, previous) is CodeCheck.REPLAYED
     clock.advance(timedelta(seconds=30))
-    assert await verify(app, await demo.current_code(app, "alice")) is Outcome.OK
+    assert await verify(app, await demo.current_code(app, "alice")) is CodeCheck.OK
 
 
 async def test_two_parallel_submissions_of_one_code_give_one_success(app: App, clock: ManualClock) -> None:
@@ -76,17 +76,17 @@ async def test_two_parallel_submissions_of_one_code_give_one_success(app: App, c
         clock.advance(timedelta(seconds=30))
         code = await demo.current_code(app, "alice")
         results = await asyncio.gather(verify(app, code), verify(app, code))
-        assert sorted(results) == [Outcome.OK, Outcome.REPLAYED]
+        assert sorted(results) == [CodeCheck.OK, CodeCheck.REPLAYED]
 
 
 async def test_throttling_survives_a_restart_and_grows(settings: Settings, clock: ManualClock) -> None:
     async with open_app(settings, clock=clock) as first:
         await demo.seed(first, reset=True)
         for _ in range(4):
-            assert await verify(first, "000000") is Outcome.WRONG
-        assert await verify(first, "000000") is Outcome.THROTTLED
+            assert await verify(first, "000000") is CodeCheck.WRONG
+        assert await verify(first, "000000") is CodeCheck.THROTTLED
     async with open_app(settings, clock=clock) as second:
-        assert await verify(second, await demo.current_code(second, "alice")) is Outcome.THROTTLED
+        assert await verify(second, await demo.current_code(second, "alice")) is CodeCheck.THROTTLED
         clock.advance(timedelta(seconds=61))
         for _ in range(5):
             await verify(second, "000000")
@@ -121,22 +121,22 @@ async def test_an_enrolment_never_shows_its_secret(app: App) -> None:
 
 async def test_a_lockout_does_not_hand_out_fresh_tries(app: App, clock: ManualClock) -> None:
     for _ in range(4):
-        assert await verify(app, "000000") is Outcome.WRONG
-    assert await verify(app, "000000") is Outcome.THROTTLED
+        assert await verify(app, "000000") is CodeCheck.WRONG
+    assert await verify(app, "000000") is CodeCheck.THROTTLED
     clock.advance(timedelta(seconds=61))
     # The lock-out is over, but the guesses before it still count: one more wrong code locks again, for longer.
     async with app.database.session() as session, session.begin():
         again = await app.totp.verify(session, "alice", "000000", actor="test")
-    assert again.outcome is Outcome.THROTTLED
+    assert again.outcome is CodeCheck.THROTTLED
     assert again.lockout_started
     assert again.retry_after == timedelta(seconds=120)
     assert again.attempts_left is None
     clock.advance(timedelta(seconds=121))
     # Only a right code clears the count: after it, a wrong one is the first of five again.
-    assert await verify(app, await demo.current_code(app, "alice")) is Outcome.OK
+    assert await verify(app, await demo.current_code(app, "alice")) is CodeCheck.OK
     async with app.database.session() as session, session.begin():
         fresh = await app.totp.verify(session, "alice", "000000", actor="test")
-    assert fresh.outcome is Outcome.WRONG
+    assert fresh.outcome is CodeCheck.WRONG
     assert fresh.attempts_left == 4
 
 
