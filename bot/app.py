@@ -181,6 +181,7 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
             admins=services.admins,
             escalation=settings.admins.escalation,
             audit=trail,
+            retention=settings.retention,
         )
         yield App(settings, clock, database, crm, box, totp, renderer, engine, outbox, housekeeper, metrics, trail)
     finally:

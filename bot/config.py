@@ -279,6 +279,13 @@ class RequestSettings(_Section):
     questions_per_day: int = Field(default=3, ge=0)
 
 
+class RetentionSettings(_Section):
+    # How long the housekeeper keeps what only matters for a while; the audit trail is never pruned.
+    processed_events_days: float = Field(default=7, gt=0)  # event ids remembered against redelivery
+    notifications_days: float = Field(default=30, gt=0)  # notifications, once delivered
+    conversations_days: float = Field(default=90, gt=0)  # conversations nobody touched for this long
+
+
 class AdminSettings(_Section):
     # CRM usernames of the people who may decide requests and run admin commands.
     usernames: tuple[str, ...] = ()
@@ -406,6 +413,7 @@ class Settings(_Section):
     crm: CrmSettings = CrmSettings()
     policy: dict[str, PolicyRule] = Field(default_factory=dict)
     requests: RequestSettings = RequestSettings()
+    retention: RetentionSettings = RetentionSettings()
     admins: AdminSettings = AdminSettings()
     telegram: TelegramSettings = TelegramSettings()
     http: HttpSettings = HttpSettings()

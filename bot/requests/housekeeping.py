@@ -1,4 +1,4 @@
-"""The work that time and decisions leave behind: expiry, reminders, the outbox, lock watches, the audit anchor.
+"""The work time and decisions leave: expiry, reminders, the outbox, lock watches, retention, the audit anchor.
 
 ``tick`` does one round and is safe to call from any number of processes;
 ``run`` repeats it until stopped. Channels call neither: the process that
@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import datetime, timedelta
 
 from bot.clock import Clock
-from bot.config import RequestSettings
+from bot.config import RequestSettings, RetentionSettings
 from bot.crm.base import CrmBackend
 from bot.requests.anchor import AuditTrail, keep_anchor, post_head
 from bot.requests.audit import ChainReport
@@ -23,8 +24,12 @@ from bot.requests.outbox import OutboxWorker
 from bot.requests.reminders import expire_due, remind_admins
 from bot.requests.watches import check_watches
 from bot.storage.db import Database
+from bot.storage.retention import prune
 
 log = logging.getLogger(__name__)
+
+# Pruning old rows is not urgent: once an hour per process is plenty.
+PRUNE_EVERY = timedelta(hours=1)
 
 
 class Housekeeper:
@@ -39,6 +44,7 @@ class Housekeeper:
         admins: tuple[str, ...],
         escalation: tuple[str, ...],
         audit: AuditTrail | None = None,
+        retention: RetentionSettings | None = None,
     ) -> None:
         self._db = database
         self._outbox = outbox
@@ -49,6 +55,8 @@ class Housekeeper:
         self._escalation = escalation
         self._audit = audit
         self._anchor_problems: tuple[str, ...] = ()
+        self._retention = retention
+        self._pruned_at: datetime | None = None
 
     async def tick(self) -> None:
         now = self._clock.now()
@@ -60,6 +68,12 @@ class Housekeeper:
         await self._outbox.run_once()
         async with self._db.session() as session, session.begin():
             await check_watches(session, now=now, crm=self._crm)
+        if self._retention is not None and (self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY):
+            async with self._db.session() as session, session.begin():
+                pruned = await prune(session, now=now, keep=self._retention)
+            self._pruned_at = now
+            if any(pruned.values()):
+                log.info("pruned %s", ", ".join(f"{count} {kind}" for kind, count in pruned.items() if count))
         if self._audit is not None:
             report = await keep_anchor(self._db, self._audit, now=now)
             self._log_anchor_problems(report)

@@ -1,0 +1,36 @@
+"""Pruning what only matters for a while: event ids against redelivery, delivered notifications, idle chats.
+
+The audit trail is never pruned (``unlockbot audit export`` archives it); requests stay as their history.
+Deleting rows past a cut-off is the same work whichever process does it, so any number may run it at once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import RetentionSettings
+from bot.storage.models import Conversation, Notification, ProcessedEvent
+
+
+async def prune(session: AsyncSession, *, now: datetime, keep: RetentionSettings) -> dict[str, int]:
+    """Delete what is older than ``keep`` allows; how many rows of each kind went."""
+    events = await session.execute(
+        delete(ProcessedEvent).where(ProcessedEvent.at < now - timedelta(days=keep.processed_events_days))
+    )
+    notifications = await session.execute(
+        delete(Notification).where(
+            Notification.delivered_at.is_not(None),
+            Notification.delivered_at < now - timedelta(days=keep.notifications_days),
+        )
+    )
+    conversations = await session.execute(
+        delete(Conversation).where(Conversation.updated_at < now - timedelta(days=keep.conversations_days))
+    )
+    return {
+        "processed_events": events.rowcount,  # type: ignore[attr-defined]
+        "notifications": notifications.rowcount,  # type: ignore[attr-defined]
+        "conversations": conversations.rowcount,  # type: ignore[attr-defined]
+    }
