@@ -67,7 +67,9 @@ def _word_set(text: str) -> frozenset[str]:
 
 
 # Words that name no topic. Question words that do choose a topic ("why", "when", "为什么") are not here: the
-# synonyms map them instead.
+# synonyms map them instead. The last lines are particles and function words that English chat lines borrow
+# from Singapore English, Spanish, Hindi and Tagalog ("kena locked lah", "mi cuenta"); their content words are
+# read in English through shorthand.yaml.
 STOP_EN = _word_set(
     """
     a about above against all am an and any are as at be because been before being below between both
@@ -89,6 +91,9 @@ STOP_EN = _word_set(
     somehow seemingly suddenly randomly completely totally lately exactly quite pretty rather less least ways
     guy person sorry excuse wondering curious helping
     four five six seven eight nine ten
+    lah leh lor meh liao hor sia ah eh aiyo aiyoh aiya alamak wah walao sian ya oye pues bueno vale hola gracias
+    el la los las lo le de del mi mis tu un una que es esta este esto estoy estan con para por muy pero y ya
+    yaar bhai ji hai hain ka ki ke ko se mera meri mere po naman ba
     """
 )
 STOP_ZH = _word_set(

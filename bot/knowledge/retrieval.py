@@ -24,8 +24,8 @@ examples of ``knowledge/off_topic.yaml``. A topic's score is its BM25 score rela
 
 The rule's numbers are calibrated by cross-validation (``bot.knowledge.calibration``): the topics' own
 example questions and the off-topic examples, each scored by an index built without it (ten folds), and the
-tuning folds in ``tests/data``.
-The held-out fold (``tests/data/faq_holdout2.yaml``) is never used to choose them.
+tuning folds in ``tests/data`` (``faq_tune.yaml``, ``faq_holdout.yaml``, ``faq_holdout2.yaml``).
+The next held-out fold (``tests/data/faq_holdout3.yaml``) is never used to choose them.
 """
 
 from __future__ import annotations

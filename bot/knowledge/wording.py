@@ -1,7 +1,8 @@
 """Reading a message the way it was meant: chat shorthand spelled out, slips of the keyboard corrected.
 
-``Shorthand`` applies ``knowledge/shorthand.yaml``: whole English words ("y am i locked" reads "why am i
-locked") and pieces of Chinese ("啥时候" reads "什么时候"). ``Speller`` corrects an English word the bot does
+``Shorthand`` applies ``knowledge/shorthand.yaml``: whole English words and phrases ("y am i locked" reads
+"why am i locked", and words borrowed from other languages read in English: "no puedo entrar" reads "cannot
+get in") and pieces of Chinese ("啥时候" reads "什么时候"). ``Speller`` corrects an English word the bot does
 not know to the nearest word it does know, when that word is near enough to be a typo. Both serve the FAQ
 look-up and typed commands alike. Chinese typos (a wrong character of the same sound) are corrected where
 Chinese is cut into words, in ``bot.knowledge.analysis``.
@@ -33,15 +34,36 @@ _CACHE_LIMIT = 4096
 
 
 def normalise(text: str) -> str:
-    """Full-width forms folded to plain ones and case dropped, as both the FAQ and the commands read text."""
-    return unicodedata.normalize("NFKC", text).casefold()
+    """Full-width forms folded to plain ones, case and accents dropped, as both the FAQ and the commands read text.
+
+    Accents go because English lines borrow words from other languages ("contraseña", "cuándo") and people
+    type them with or without; a word cut in two at "ñ" would be two unknown words.
+    """
+    text = unicodedata.normalize("NFKC", text).casefold()
+    if text.isascii():
+        return text
+    stripped = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+    return unicodedata.normalize("NFC", stripped)
 
 
 class Shorthand:
     """Spelled-out forms of chat shorthand: whole English words, and Chinese pieces wherever they occur."""
 
     def __init__(self, english: Mapping[str, str], chinese: Mapping[str, str]) -> None:
-        self._english = {normalise(k): normalise(v) for k, v in english.items()}
+        words = {normalise(k): normalise(v) for k, v in english.items()}
+        self._english = {k: v for k, v in words.items() if " " not in k}
+        # Phrases of several words ("no puedo") are replaced before single words, the longest first.
+        phrases = sorted((k for k in words if " " in k), key=len, reverse=True)
+        self._phrases = {" ".join(k.split()): words[k] for k in phrases}
+        self._phrase_pattern = (
+            re.compile(
+                r"(?<![a-z0-9'])(?:"
+                + "|".join(re.escape(k).replace(r"\ ", r"\s+") for k in self._phrases)
+                + r")(?![a-z0-9'])"
+            )
+            if phrases
+            else None
+        )
         self._chinese = {normalise(k): normalise(v) for k, v in chinese.items()}
         # The longest piece first, so that "啥时候" is replaced whole before "啥时" could be.
         pieces = sorted(self._chinese, key=len, reverse=True)
@@ -69,8 +91,8 @@ class Shorthand:
                 short_text, long_text = str(short).strip(), str(long).strip() if long is not None else ""
                 if not short_text or not long_text:
                     raise ConfigError(f"{path}: {locale}: {short!r}: both sides must be non-empty text")
-                if locale == LOCALE_EN and not _WORD.fullmatch(normalise(short_text)):
-                    raise ConfigError(f"{path}: {locale}: {short!r}: must be one word")
+                if locale == LOCALE_EN and not all(_WORD.fullmatch(w) for w in normalise(short_text).split()):
+                    raise ConfigError(f"{path}: {locale}: {short!r}: must be one word or a few words")
                 if locale == LOCALE_ZH and (len(short_text) < 2 or not HAN.search(short_text)):
                     raise ConfigError(f"{path}: {locale}: {short!r}: must be Chinese, at least two characters")
                 table[short_text] = long_text
@@ -81,6 +103,8 @@ class Shorthand:
         """``text`` (already normalised) with every listed shorthand spelled out."""
         if self._chinese_pattern is not None:
             text = self._chinese_pattern.sub(lambda m: self._chinese[m.group()], text)
+        if self._phrase_pattern is not None:
+            text = self._phrase_pattern.sub(lambda m: self._phrases[" ".join(m.group().split())], text)
         if self._english:
             text = _WORD.sub(lambda m: self._english.get(m.group(), m.group()), text)
         return text
@@ -88,7 +112,8 @@ class Shorthand:
     @property
     def words(self) -> frozenset[str]:
         """Every English word the spelled-out forms use: a typo may be corrected to one of them."""
-        return frozenset(word for long in self._english.values() for word in _WORD.findall(long))
+        spelled = [*self._english.values(), *self._phrases.values()]
+        return frozenset(word for long in spelled for word in _WORD.findall(long))
 
 
 class Speller:

@@ -1,17 +1,20 @@
 """Accuracy on whole question sets, per language, and ``unlockbot faq`` end to end.
 
-Three folds, all in the same format (``in_domain: [{q, locale, id, category}]``, ``out_of_domain: [{q, locale,
-category}]``):
+Four folds, all in the same format (``in_domain: [{q, locale, id, category}]``, ``out_of_domain: [{q, locale,
+category}]``); the first three are tuning data now:
 
 - ``tests/data/faq_tune.yaml``, the tuning fold: the confidence rule was calibrated on it and the knowledge
   was improved against it, so it is checked always, against the targets;
 - ``tests/data/faq_holdout.yaml``, the first held-out fold: it was looked at once the bot had been tuned, so
   it is tuning data now. It is checked always against the level it stood at when it became tuning data
   (``FORMER_HOLDOUT_FLOOR``), so that nothing falls back, not against the targets it does not reach yet;
-- ``tests/data/faq_holdout2.yaml``, the held-out fold, written separately and never used to tune anything.
-  The targets are not reached on it yet (measured once: top-1 zh 89.6 %, en 93.0 %; refusal zh 92.3 %,
-  en 96.2 %; ``bench/faq_bench.py`` reports the gap), so it is held to that level (``HOLDOUT_FLOOR``): a
-  change that makes unseen questions worse fails here, and one that reaches the targets raises the floor.
+- ``tests/data/faq_holdout2.yaml``, the second held-out fold, tuning data since it was scored (top-1 zh
+  89.6 %, en 93.0 %; refusal zh 92.3 %, en 96.2 %). It is held to the level measured since (``HOLDOUT_FLOOR``).
+
+- ``tests/data/faq_holdout3.yaml``, the held-out fold: written apart from the knowledge and the other folds and
+  never used to tune anything. Scored once, as it stands: top-1 zh 96.5 %, en 94.7 %; refusal zh 93.3 %, en
+  86.7 %, so the targets are not all met yet. It is held to that level (``HELD_OUT_FLOOR``), so a change that
+  makes unseen questions worse fails here; whoever tunes against it must write a new held-out fold.
 
 An in-domain question counts only when ``answer_id`` is its topic: the right topic offered without confidence
 is a miss. Targets per language: top-1 accuracy >= 95 %, out-of-domain refusal >= 95 %.
@@ -35,14 +38,18 @@ DATA = ROOT / "tests" / "data"
 TUNE = DATA / "faq_tune.yaml"
 FORMER_HOLDOUT = DATA / "faq_holdout.yaml"
 HOLDOUT = DATA / "faq_holdout2.yaml"
+HELD_OUT = DATA / "faq_holdout3.yaml"
 LOCALES = ("zh-CN", "en")
 CATEGORIES = frozenset({"plain", "typo", "shorthand", "mixed"})
 TARGET = 0.95
-# Where the former held-out fold stands now (top-1 zh 88.8 %, en 82.5 %; refusal zh 86.2 %, en 88.5 %; when it
+# Where the former held-out fold stands now (top-1 zh 91.4 %, en 83.3 %; refusal zh 86.2 %, en 88.5 %; when it
 # became tuning data: zh 89.7 %, en 81.7 %, and the same refusal), rounded down: it must not fall below.
-FORMER_HOLDOUT_FLOOR = {"top-1": {"zh-CN": 0.88, "en": 0.82}, "refusal": {"zh-CN": 0.86, "en": 0.88}}
-# Where the held-out fold stood when it was first scored, rounded down (the targets are TARGET).
-HOLDOUT_FLOOR = {"top-1": {"zh-CN": 0.89, "en": 0.93}, "refusal": {"zh-CN": 0.92, "en": 0.96}}
+FORMER_HOLDOUT_FLOOR = {"top-1": {"zh-CN": 0.91, "en": 0.83}, "refusal": {"zh-CN": 0.86, "en": 0.88}}
+# Where the second held-out fold stands since it became tuning data (top-1 zh 92.2 %, en 96.5 %; refusal zh
+# 92.3 %, en 96.2 %), rounded down (the targets are TARGET).
+HOLDOUT_FLOOR = {"top-1": {"zh-CN": 0.92, "en": 0.96}, "refusal": {"zh-CN": 0.92, "en": 0.96}}
+# Where the held-out fold stood when it was scored once, rounded down.
+HELD_OUT_FLOOR = {"top-1": {"zh-CN": 0.96, "en": 0.94}, "refusal": {"zh-CN": 0.93, "en": 0.86}}
 
 Items = list[dict[str, str]]
 
@@ -53,7 +60,7 @@ def index() -> FaqIndex:
 
 
 def _folds() -> list[Path]:
-    return [TUNE, FORMER_HOLDOUT, HOLDOUT] if HOLDOUT.exists() else [TUNE, FORMER_HOLDOUT]
+    return [TUNE, FORMER_HOLDOUT, HOLDOUT, HELD_OUT]
 
 
 def _target(path: Path, measure: str, locale: str) -> float:
@@ -61,6 +68,8 @@ def _target(path: Path, measure: str, locale: str) -> float:
         return FORMER_HOLDOUT_FLOOR[measure][locale]
     if path == HOLDOUT:
         return HOLDOUT_FLOOR[measure][locale]
+    if path == HELD_OUT:
+        return HELD_OUT_FLOOR[measure][locale]
     return TARGET
 
 

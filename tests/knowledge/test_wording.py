@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import ConfigError
-from bot.knowledge.wording import Shorthand, Speller
+from bot.knowledge.wording import Shorthand, Speller, normalise
 
 KNOWLEDGE = Path(__file__).resolve().parents[2] / "knowledge"
 
@@ -26,6 +26,12 @@ def shorthand() -> Shorthand:
         ("啥时候能好", "什么时候能好"),
         ("啥时能好", "什么时候能好"),
         ("unlock you", "unlock you"),  # whole words only: "u" never touches "unlock"
+        ("no  puedo entrar", "cannot get in"),  # a phrase, whatever the spaces between its words
+        ("nopuedo entrar", "nopuedo get in"),  # a phrase only as whole words
+        ("kena locked, bila boleh login", "got locked, when can login"),
+        ("咋解锁", "怎么解锁"),
+        ("维护啥时候完事", "维护什么时候结束"),
+        ("登不上去了", "登不上了"),
     ],
 )
 def test_shorthand_is_spelled_out(shorthand: Shorthand, text: str, expanded: str) -> None:
@@ -33,11 +39,24 @@ def test_shorthand_is_spelled_out(shorthand: Shorthand, text: str, expanded: str
 
 
 @pytest.mark.parametrize(
+    ("text", "normalised"),
+    [
+        ("Contraseña", "contrasena"),
+        ("¿Cuándo?", "¿cuando?"),
+        ("我的Cuenta被锁了？", "我的cuenta被锁了?"),
+        ("ＣＲＭ", "crm"),
+    ],
+)
+def test_normalising_drops_case_accents_and_full_width_forms(text: str, normalised: str) -> None:
+    assert normalise(text) == normalised
+
+
+@pytest.mark.parametrize(
     ("content", "problem"),
     [
         ("en: [y]\n", r"en: expected a mapping"),
         ("fr:\n  stp: please\n", r"expected `en:` and `zh-CN:`"),
-        ("en:\n  two words: x\n", r"'two words': must be one word"),
+        ("en:\n  two-words: x\n", r"'two-words': must be one word or a few words"),
         ("zh-CN:\n  啥: 什么\n", r"'啥': must be Chinese, at least two characters"),
         ("en:\n  y: ''\n", r"'y': both sides must be non-empty"),
         ("en: [unclosed\n", r"cannot read"),
