@@ -371,11 +371,11 @@ def _pick_demo_user(users: Sequence[Any]) -> str | None:
 
 async def _chat(app: App, user: str, lang: str | None) -> None:
     # Approved work left over from a process that stopped is carried out first.
-    await app.housekeeper.tick()
+    await app.housekeeper.round()
 
     async def handle(inbound: Inbound) -> list[Rendered]:
         replies = await app.engine.handle(inbound)
-        await app.housekeeper.tick()  # an approval made in this turn is carried out at once
+        await app.housekeeper.round()  # an approval made in this turn is carried out at once
         return replies
 
     console = ConsoleChannel(

@@ -93,11 +93,15 @@ class Housekeeper:
             )
         self._anchor_problems = problems
 
+    async def round(self) -> None:
+        """One ``tick`` whose failure is logged, not raised: one bad round must not stop the next, or a chat."""
+        try:
+            await self.tick()
+        except Exception:
+            log.exception("housekeeping round failed")
+
     async def run(self, stop: asyncio.Event, *, interval: float = 5.0) -> None:
         while not stop.is_set():
-            try:
-                await self.tick()
-            except Exception:  # one bad round must not stop the next
-                log.exception("housekeeping round failed")
+            await self.round()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)
