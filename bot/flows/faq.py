@@ -10,6 +10,7 @@ files a help request for the admins.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from bot.crm.base import LockReason
 from bot.flows.base import Flow, Outcome, Turn
@@ -76,6 +77,11 @@ async def answer_topic(turn: Turn, topic_id: str) -> Outcome:
 async def hand_to_a_human(turn: Turn) -> Outcome:
     if turn.button != "human":
         return await answer(turn)
+    return await file_question(turn, {"question": str(turn.data.get("question", ""))})
+
+
+async def file_question(turn: Turn, answers: dict[str, Any]) -> Outcome:
+    """Hand the person's question (``answers`` go on the admins' card) to the admins, within the daily cap."""
     if turn.username is None:
         return Outcome([Reply("faq/human_unlinked", buttons=(MENU,))])
     # Each question reaches every admin: a person (or a stuck client) cannot flood them.
@@ -90,7 +96,7 @@ async def hand_to_a_human(turn: Turn) -> Outcome:
         evidence={},
         channel=turn.inbound.channel,
         requester=turn.inbound.user_id,
-        answers={"question": str(turn.data.get("question", ""))},
+        answers=answers,
         lifetime=turn.services.request_lifetime,
         admins=turn.services.admins,
         kind=Kind.HELP,

@@ -7,14 +7,11 @@ admins as a help request. "That worked" at any step ends it.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from bot.crm.base import LockReason
 from bot.flows.base import Flow, Outcome, Turn
+from bot.flows.faq import file_question
 from bot.flows.menu import MENU
 from bot.flows.situation import Worry, next_step, read_situation, verdict
 from bot.messages import Button, Reply
-from bot.requests.unlock_requests import Kind, file_request, questions_since
 
 MAX_QUESTION = 500
 SIGNED_IN = Button("signin:ok", "signed_in")
@@ -59,26 +56,9 @@ async def on_browser(turn: Turn) -> Outcome:
 
 
 async def hand_to_a_person(turn: Turn) -> Outcome:
-    if turn.username is None:
-        return Outcome([Reply("faq/human_unlinked", buttons=(MENU,))])
-    # The same daily cap as any question handed to the admins: each one reaches every admin.
-    asked = await questions_since(turn.session, username=turn.username, since=turn.now - timedelta(days=1))
-    if asked >= turn.services.questions_per_day:
-        return Outcome([Reply("faq/human_capped", {"limit": turn.services.questions_per_day}, (MENU,))])
-    request = await file_request(
-        turn.session,
-        now=turn.now,
-        username=turn.username,
-        reason=LockReason.UNKNOWN,
-        evidence={},
-        channel=turn.inbound.channel,
-        requester=turn.inbound.user_id,
-        answers={"question": str(turn.data.get("question", "")), "cannot_sign_in": True, "checked": list(CHECKED)},
-        lifetime=turn.services.request_lifetime,
-        admins=turn.services.admins,
-        kind=Kind.HELP,
+    return await file_question(
+        turn, {"question": str(turn.data.get("question", "")), "cannot_sign_in": True, "checked": list(CHECKED)}
     )
-    return Outcome([Reply("faq/human_filed", {"id": request.id}, (MENU,))])
 
 
 def signed_in() -> Outcome:
