@@ -21,8 +21,6 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     FilePath,
     SecretStr,
@@ -31,15 +29,21 @@ from pydantic import (
     model_validator,
 )
 
+from bot.channel_settings import (
+    DingTalkSettings,
+    FeishuSettings,
+    SlackSettings,
+    TelegramSettings,
+    WeComSettings,
+)
+from bot.channel_settings import (
+    Section as _Section,
+)
 from bot.errors import ConfigError
 from bot.messages import LOCALES
 
 ENV_PREFIX = "UNLOCKBOT_"
 DEFAULT_CONFIG_FILE = Path("unlockbot.toml")
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class BotSettings(_Section):
@@ -293,103 +297,10 @@ class AdminSettings(_Section):
     escalation: tuple[str, ...] = ()
 
 
-_TELEGRAM_TOKEN = re.compile(r"^[0-9]+:[A-Za-z0-9_-]+$")
-_WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
-
-
-class TelegramSettings(_Section):
-    # The bot's Telegram username, for the deep links printed with link codes.
-    bot_username: str = ""
-    # The token BotFather gave; unset means the Telegram channel is off.
-    token: SecretStr | None = None
-    # The Bot API server: Telegram's, a local Bot API server, or a test fake. The token follows each URL.
-    base_url: str = "https://api.telegram.org/bot"
-    base_file_url: str = "https://api.telegram.org/file/bot"
-    # "polling" asks Telegram for updates; "webhook" has Telegram post them to [http] at webhook_path.
-    mode: Literal["polling", "webhook"] = "polling"
-    # Telegram sends it back in X-Telegram-Bot-Api-Secret-Token on every webhook request; required for webhooks.
-    secret_token: SecretStr | None = None
-    webhook_path: str = "/telegram/webhook"
-    # The public HTTPS address in front of [http], without webhook_path; when set, the bot registers
-    # webhook_url + webhook_path with Telegram at start.
-    webhook_url: str = ""
-    # The group (a negative id) where request cards with Approve / Deny are posted; unset posts none.
-    admin_chat_id: int | None = None
-
-    @field_validator("token")
-    @classmethod
-    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not _TELEGRAM_TOKEN.match(value.get_secret_value()):
-            raise ValueError("expected the token BotFather gave, such as 123456789:AA... (digits, a colon, letters)")
-        return value
-
-    @field_validator("secret_token")
-    @classmethod
-    def _secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not _WEBHOOK_SECRET.match(value.get_secret_value()):
-            raise ValueError("expected 1-256 characters from A-Z, a-z, 0-9, _ and - (what Telegram accepts)")
-        return value
-
-    @field_validator("webhook_path")
-    @classmethod
-    def _path_shape(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError("expected a path starting with '/', such as '/telegram/webhook'")
-        return value
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _url_shape(cls, value: str) -> str:
-        if value and not value.startswith("https://"):
-            raise ValueError("expected an https:// URL (Telegram posts webhooks over HTTPS only)")
-        return value.rstrip("/")
-
-    @model_validator(mode="after")
-    def _webhook_needs_secret(self) -> TelegramSettings:
-        if self.mode == "webhook" and self.secret_token is None:
-            raise ValueError(
-                "mode = 'webhook' needs secret_token, so that requests not from Telegram are refused "
-                "(set [telegram] secret_token or UNLOCKBOT_TELEGRAM__SECRET_TOKEN)"
-            )
-        return self
-
-
 class HttpSettings(_Section):
     # The one HTTP listener shared by webhooks (Telegram, Slack) and /healthz.
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
-
-
-class SlackSettings(_Section):
-    # The bot token (xoxb-...); unset leaves the Slack channel off.
-    bot_token: SecretStr | None = None
-    # The app-level token (xapp-...) with connections:write; Socket Mode needs it.
-    app_token: SecretStr | None = None
-    # The app's signing secret; HTTP mode checks every request with it.
-    signing_secret: SecretStr | None = None
-    # The Web API's base URL; change it only to point the bot at a test fake.
-    api_base_url: str = "https://slack.com/api/"
-    # "socket": the bot connects out to Slack, no public URL needed; "http": Slack posts to [http] /slack/events.
-    mode: Literal["socket", "http"] = "socket"
-    # The ID (C0123456789, not #name) of the channel where request cards are posted; empty means none.
-    admin_channel: str = Field(default="", pattern=r"^([CG][A-Z0-9]{6,})?$")
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _api_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("expected an https:// URL such as https://slack.com/api/")
-        return value if value.endswith("/") else value + "/"
-
-    @model_validator(mode="after")
-    def _mode_has_its_secret(self) -> SlackSettings:
-        if self.bot_token is None:
-            return self
-        if self.mode == "http" and self.signing_secret is None:
-            raise ValueError("mode = 'http' needs slack.signing_secret to check Slack's requests")
-        if self.mode == "socket" and self.app_token is None:
-            raise ValueError("mode = 'socket' needs slack.app_token (an xapp- token with connections:write)")
-        return self
 
 
 class ConsoleSettings(_Section):
@@ -418,6 +329,9 @@ class Settings(_Section):
     telegram: TelegramSettings = TelegramSettings()
     http: HttpSettings = HttpSettings()
     slack: SlackSettings = SlackSettings()
+    feishu: FeishuSettings = FeishuSettings()
+    dingtalk: DingTalkSettings = DingTalkSettings()
+    wecom: WeComSettings = WeComSettings()
     console: ConsoleSettings = ConsoleSettings()
     log: LogSettings = LogSettings()
 

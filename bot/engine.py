@@ -57,6 +57,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u
 ESCAPES = frozenset({"cancel", "menu"})
 # Buttons on request cards posted to admin destinations; the flows check who pressed them.
 CARD_ACTIONS = frozenset({"approve", "deny", "answer"})
+# What a platform's own commands (Telegram's /unlock, a Feishu menu item) may start, whatever step the
+# conversation is in: a command is said on purpose, so it never reads as the answer to a question.
+PLATFORM_COMMANDS = frozenset({"menu", "unlock", "why", "lang", "cancel", "request_status"})
 
 
 # Terminal escape sequences (colours, cursor moves) pasted with the text.
@@ -369,7 +372,7 @@ class Engine:
             return inbound.locale_hint
         if conversation.locale_chosen:
             return conversation.locale
-        if inbound.kind is InboundKind.TEXT and self._is_free_speech(conversation, inbound.text):
+        if inbound.kind in (InboundKind.TEXT, InboundKind.COMMAND) and self._is_free_speech(conversation, inbound.text):
             return guess_locale(inbound.text) or conversation.locale
         return conversation.locale
 
@@ -450,6 +453,15 @@ class Engine:
             if flow is not None and step is not None:
                 return await self._run(conversation, turn, flow, conversation.step)
             return self._repeat(conversation, "engine/unknown_option")
+
+        if inbound.kind is InboundKind.COMMAND:
+            if inbound.command in PLATFORM_COMMANDS:
+                return await self._run(conversation, turn, ACTIONS[inbound.command], None)
+            if inbound.command != "faq":
+                return self._repeat(conversation, "engine/unknown_option")
+            if not clean_text(inbound.text):  # "/faq" alone: the menu, where "Ask a question" is
+                return await self._run(conversation, turn, ACTIONS["menu"], None)
+            # "/faq QUESTION" is the question, typed.
 
         text = clean_text(inbound.text)
         if not text:

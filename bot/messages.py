@@ -23,6 +23,7 @@ class InboundKind(StrEnum):
     START = "start"  # the person opened the chat (console start, /start, App Home)
     TEXT = "text"
     BUTTON = "button"
+    COMMAND = "command"  # a platform command (Telegram's /menu, a Feishu menu item): ``command`` names the action
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,8 @@ class Inbound:
     kind: InboundKind
     text: str = ""
     button: str = ""
+    # For COMMAND: an action (menu, unlock, why, lang, cancel) or "faq" with the question, if any, in ``text``.
+    command: str = ""
     team_id: str = ""
     locale_hint: str | None = None
     # True when the person chose the language themselves (``--lang``), not the platform.
@@ -48,7 +51,7 @@ class Inbound:
         # Text may be a TOTP code; never let it reach a log through a repr.
         return (
             f"Inbound(channel={self.channel!r}, user_id={self.user_id!r}, kind={self.kind.value!r}, "
-            f"button={self.button!r}, text=<{len(self.text)} chars>)"
+            f"button={self.button!r}, command={self.command!r}, text=<{len(self.text)} chars>)"
         )
 
 

@@ -22,59 +22,19 @@ import contextlib
 import logging
 import signal
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from aiohttp import web
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from bot.app import App
+from bot.handlers.base import Channel, configured_channels
 from bot.logs import describe
 from bot.metrics import read_state
 from bot.storage.db import Database, alembic_config
 
 log = logging.getLogger(__name__)
-
-
-class ChannelRunner(Protocol):
-    """What ``serve`` needs of a channel."""
-
-    name: str
-
-    def add_routes(self, server: web.Application) -> None:
-        """Register HTTP routes, if the channel receives over HTTP."""
-        ...
-
-    async def start(self) -> None:
-        """Begin receiving (start polling or a socket, or just get ready for HTTP)."""
-        ...
-
-    async def deliver(self) -> None:
-        """Send what is waiting: notifications to people, cards to admin destinations."""
-        ...
-
-    async def stop(self) -> None: ...
-
-
-@runtime_checkable
-class ReportsConnection(Protocol):
-    """A channel that can tell whether its link to the platform is up (a socket or a poll loop)."""
-
-    async def connected(self) -> bool: ...
-
-
-def configured_channels(app: App) -> list[ChannelRunner]:
-    """The channels whose settings are filled in; each module is imported only when used."""
-    channels: list[ChannelRunner] = []
-    if app.settings.slack.bot_token is not None:
-        from bot.handlers.slack import SlackChannel
-
-        channels.append(SlackChannel(app))
-    if app.settings.telegram.token is not None:
-        from bot.handlers.telegram import TelegramChannel
-
-        channels.append(TelegramChannel(app))
-    return channels
 
 
 # How long /readyz and /metrics wait for the database before calling it unavailable.
@@ -89,9 +49,7 @@ class Readiness:
     """What ``/readyz`` checks: the database answers and is at this code's newest migration, and every
     channel has started and, where it can tell, is connected."""
 
-    def __init__(
-        self, database: Database, channels: Sequence[ChannelRunner], *, timeout: float = CHECK_TIMEOUT
-    ) -> None:
+    def __init__(self, database: Database, channels: Sequence[Channel], *, timeout: float = CHECK_TIMEOUT) -> None:
         self._database = database
         self._channels = channels
         self._timeout = timeout
@@ -105,10 +63,10 @@ class Readiness:
             heads = await connection.run_sync(lambda sync: MigrationContext.configure(sync).get_current_heads())
         return frozenset(heads)
 
-    async def _channel_state(self, channel: ChannelRunner) -> str:
+    async def _channel_state(self, channel: Channel) -> str:
         if channel.name not in self.started:
             return "starting"
-        if isinstance(channel, ReportsConnection) and not await channel.connected():
+        if not await channel.connected():
             return "disconnected"
         return "connected"
 
@@ -178,7 +136,10 @@ async def serve(app: App, *, stop: asyncio.Event | None = None, delivery_interva
             loop.add_signal_handler(signum, stop.set)
     channels = configured_channels(app)
     if not channels:
-        log.warning("no channel is configured: fill in [telegram] or [slack]; only /healthz, /readyz, /metrics answer")
+        log.warning(
+            "no channel is configured: fill in [telegram], [slack], [feishu], [dingtalk] or [wecom]; "
+            "only /healthz, /readyz, /metrics answer"
+        )
     readiness = Readiness(app.database, channels)
     server = web.Application()
     _operations_routes(server, app, readiness)

@@ -78,6 +78,10 @@ class Chat:
     async def say(self, text: str, *, event_id: str | None = None) -> Said:
         return await self._send(self._inbound(InboundKind.TEXT, text=text, event_id=event_id))
 
+    async def command(self, name: str, text: str = "") -> Said:
+        """A platform command (Telegram's /unlock), as a channel sends it."""
+        return await self._send(self._inbound(InboundKind.COMMAND, command=name, text=text))
+
     async def press(self, label: str) -> Said:
         """Press a button shown in the last replies, by its label (any case) or action."""
         assert self.last is not None, "nothing was said yet"

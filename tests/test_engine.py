@@ -84,6 +84,25 @@ async def test_the_language_follows_the_script_until_chosen(app: App) -> None:
     assert "Hi carol" in said.text  # chosen, so Chinese text no longer switches it
 
 
+async def test_platform_commands_act_whatever_the_step_and_keep_the_language(app: App) -> None:
+    chat = Chat(app.engine, "alice", locale="zh-CN")
+    await chat.start()
+    said = await chat.command("unlock")
+    assert said.asks_secret
+    said = await chat.command("cancel")  # at the code prompt: the command, never taken as the code
+    assert not said.asks_secret
+    said = await chat.command("why")
+    assert "密码" in said.text
+    said = await chat.command("faq", "is my data safe?")  # a question typed after /faq is read as typed
+    assert "data" in said.text.lower()
+    said = await chat.command("menu")
+    assert said.labels
+    said = await chat.command("approve")  # not a command a platform may send
+    assert "这个选项现在不可用" in said.text
+    async with app.database.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Conversation)) == 1
+
+
 async def test_a_restart_resumes_the_same_step(settings: Settings, clock: ManualClock) -> None:
     async with open_app(settings, clock=clock) as first:
         await demo.seed(first, reset=True)

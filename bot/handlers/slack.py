@@ -17,12 +17,12 @@ import dataclasses
 import logging
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from cachetools import LRUCache
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
@@ -31,8 +31,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler, async_default_handlers
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import App
-from bot.cards import CardBoard
+from bot.handlers.base import Channel, ChannelContext
 from bot.handlers.slack_blocks import (
     ANSWER_MODAL,
     CODE_MODAL,
@@ -61,7 +60,7 @@ COMMAND = "/unlock"
 WORKING_REACTION = "hourglass_flowing_sand"
 # A trigger_id opens a modal only within 3 seconds of the click; leave room for the call itself.
 TRIGGER_LIFETIME = 2.5
-_REMEMBERED_EVENTS = 10_000
+_DM_CHANNELS = 10_000  # people's direct-message channel ids remembered
 _RATE_LIMIT_RETRIES = 3
 _FAQ_PREFIX = re.compile(r"^faq\b\s*", re.IGNORECASE)
 
@@ -91,34 +90,17 @@ def slack_locale(value: object) -> str | None:
     return None
 
 
-class _Remembered:
-    """The last few thousand keys seen: retried events and interactions are processed once."""
-
-    def __init__(self, size: int = _REMEMBERED_EVENTS) -> None:
-        self._keys: OrderedDict[str, None] = OrderedDict()
-        self._size = size
-
-    def first_time(self, key: str) -> bool:
-        if key in self._keys:
-            return False
-        self._keys[key] = None
-        if len(self._keys) > self._size:
-            self._keys.popitem(last=False)
-        return True
-
-
-class SlackChannel:
+class SlackChannel(Channel):
     """The Slack channel as ``serve`` runs it: routes or a socket, background turns, deliveries."""
 
     name = CHANNEL
 
-    def __init__(self, app: App, *, working_after: float = 1.0) -> None:
-        settings = app.settings.slack
+    def __init__(self, context: ChannelContext, *, working_after: float = 1.0) -> None:
+        super().__init__(context)
+        settings = context.settings.slack
         if settings.bot_token is None:
             raise ValueError("the Slack channel needs [slack] bot_token")
-        self._app = app
         self._settings = settings
-        self._locale = app.settings.bot.default_locale
         # How long a turn may take before the person is shown that the bot is working on it.
         self.working_after = working_after
         self.client = AsyncWebClient(
@@ -137,17 +119,13 @@ class SlackChannel:
             request_verification_enabled=http,
             logger=logging.getLogger(f"{__name__}.bolt"),
         )
-        self._board = CardBoard(app.database, app.renderer, app.clock, locale=self._locale)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._seen = _Remembered()
-        self._dms: dict[str, str] = {}
-        self._locale_hints: OrderedDict[tuple[str, str], str | None] = OrderedDict()
-        self._delivering = asyncio.Lock()
+        self._dms: LRUCache[str, str] = LRUCache(maxsize=_DM_CHANNELS)
+        self._locale_hints: LRUCache[tuple[str, str], str | None] = LRUCache(maxsize=_DM_CHANNELS)
         self._socket: AsyncSocketModeHandler | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._listen()
 
-    # ---- the ChannelRunner protocol -------------------------------------------------------------
+    # ---- what serve calls -----------------------------------------------------------------------
 
     def add_routes(self, server: web.Application) -> None:
         if self._settings.mode == "http":
@@ -165,22 +143,15 @@ class SlackChannel:
         log.info("Slack channel ready (%s mode)", self._settings.mode)
 
     def _controls(self, locale: str) -> Controls:
-        return controls(self._app.renderer, locale)
+        return controls(self.context.label, locale)
 
-    async def deliver(self) -> None:
-        """Notifications to people's direct messages; new cards to the admin channel and decided ones redrawn."""
-        async with self._delivering:
-            for delivery in await self._app.engine.take_notifications(CHANNEL):
-                try:
-                    await self._post(delivery.user_id, ReplyTarget(), delivery.replies)
-                except (aiohttp.ClientError, TimeoutError):  # Slack unreachable: the next round sends them again
-                    log.warning("notifications for %s wait for the next round", delivery.user_id)
-                    await self._app.engine.delivery_failed(delivery)
-                except SlackApiError as exc:  # the others still get theirs
-                    log.error("could not tell %s: %s", delivery.user_id, exc.response.get("error"))
-                    if exc.response.get("error") == "ratelimited":
-                        await self._app.engine.delivery_failed(delivery)
-            await self._deliver_cards()
+    async def send_unprompted(self, user_id: str, replies: list[Rendered]) -> None:
+        await self._post(user_id, ReplyTarget(), replies)
+
+    def worth_retrying(self, error: Exception) -> bool:
+        if isinstance(error, SlackApiError):
+            return bool(error.response.get("error") == "ratelimited")
+        return isinstance(error, (aiohttp.ClientError, TimeoutError))
 
     async def connected(self) -> bool:
         """For /readyz: in Socket Mode, whether the socket is up; over HTTP Slack calls us, so always."""
@@ -189,7 +160,7 @@ class SlackChannel:
         is_connected: Callable[[], Awaitable[bool]] = self._socket.client.is_connected  # untyped in slack_bolt
         return bool(await is_connected())
 
-    async def stop(self) -> None:
+    async def disconnect(self) -> None:
         if self._socket is not None:
             close: Callable[[], Awaitable[None]] = self._socket.close_async  # untyped in slack_bolt
             await close()
@@ -197,16 +168,6 @@ class SlackChannel:
             self._connecting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._connecting
-        if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=5)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-
-    async def settled(self) -> None:
-        """Wait until every turn started so far (and those they started) has finished."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # ---- receiving ------------------------------------------------------------------------------
 
@@ -227,26 +188,6 @@ class SlackChannel:
         response = await self.bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(self._guarded(work))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    @staticmethod
-    async def _guarded(work: Coroutine[Any, Any, None]) -> None:
-        try:
-            await work
-        except SlackApiError as exc:
-            log.error("Slack refused a call: %s", exc.response.get("error"))
-        except Exception:  # a background turn has nobody else to tell
-            log.exception("a Slack turn failed")
-
-    def _first_time(self, key: str, retry: str | None = None) -> bool:
-        if self._seen.first_time(key):
-            return True
-        log.info("Slack sent %s again (retry %s); processed once", key, retry or "-")
-        return False
-
     async def _on_message(self, ack: AsyncAck, body: Body) -> None:
         await ack()
         event = body.get("event", {})
@@ -254,7 +195,7 @@ class SlackChannel:
         if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
             return
         event_id = str(body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}")
-        if not self._first_time(event_id):
+        if not self.first_time(event_id):
             return
         inbound = Inbound(
             CHANNEL,
@@ -265,13 +206,13 @@ class SlackChannel:
             event_id=event_id,
         )
         channel = str(event.get("channel", ""))
-        self._spawn(self._converse(inbound, ReplyTarget(channel, message_ts=str(event.get("ts", "")))))
+        self.spawn(self._converse(inbound, ReplyTarget(channel, message_ts=str(event.get("ts", "")))))
 
     async def _on_home_opened(self, ack: AsyncAck, body: Body) -> None:
         await ack()
         event = body.get("event", {})
         event_id = str(body.get("event_id") or "")
-        if event.get("tab") != "home" or not event_id or not self._first_time(event_id):
+        if event.get("tab") != "home" or not event_id or not self.first_time(event_id):
             return
         inbound = Inbound(
             CHANNEL,
@@ -280,14 +221,14 @@ class SlackChannel:
             team_id=str(body.get("team_id") or ""),
             event_id=event_id,
         )
-        self._spawn(self._show_home(inbound))
+        self.spawn(self._show_home(inbound))
 
     async def _on_command(self, ack: AsyncAck, body: Body) -> None:
         await ack()
         text = str(body.get("text", "")).strip()
         question = _FAQ_PREFIX.sub("", text)
         trigger = str(body.get("trigger_id", ""))
-        if trigger and not self._first_time(trigger):
+        if trigger and not self.first_time(trigger):
             return
         inbound = Inbound(
             CHANNEL,
@@ -298,14 +239,14 @@ class SlackChannel:
             event_id=f"interaction:{trigger}" if trigger else None,
         )
         # The conversation continues in the direct messages, wherever the command was typed.
-        self._spawn(self._converse(inbound, ReplyTarget()))
+        self.spawn(self._converse(inbound, ReplyTarget()))
 
     async def _on_button(self, ack: AsyncAck, body: Body) -> None:
         await ack()
         clicked = time.monotonic()
         actions = body.get("actions") or [{}]
         trigger = str(body.get("trigger_id", ""))
-        if trigger and not self._first_time(trigger):
+        if trigger and not self.first_time(trigger):
             return
         channel = str((body.get("channel") or {}).get("id", ""))
         container = body.get("container") or {}
@@ -324,7 +265,7 @@ class SlackChannel:
         )
         marked = "" if ephemeral else str(container.get("message_ts", ""))
         target = ReplyTarget(channel, ephemeral=ephemeral, message_ts=marked)
-        self._spawn(self._converse(inbound, target, trigger=(trigger, clicked), redraw_cards=on_card))
+        self.spawn(self._converse(inbound, target, trigger=(trigger, clicked), redraw_cards=on_card))
 
     async def _on_open_modal(self, ack: AsyncAck, body: Body) -> None:
         await ack()
@@ -345,7 +286,7 @@ class SlackChannel:
         await ack()  # closes the modal; the answer comes as a message
         view = body.get("view") or {}
         key = f"submission:{view.get('id')}:{body.get('trigger_id') or view.get('hash')}"
-        if not self._first_time(key):
+        if not self.first_time(key):
             return
         target = ReplyTarget.from_metadata(str(view.get("private_metadata", "")))
         inbound = Inbound(
@@ -356,18 +297,18 @@ class SlackChannel:
             team_id=_team_id(body),
             event_id=key,
         )
-        self._spawn(self._converse(inbound, target, redraw_cards=target.channel == self._settings.admin_channel))
+        self.spawn(self._converse(inbound, target, redraw_cards=target.channel == self._settings.admin_channel))
 
     async def _on_answer_closed(self, ack: AsyncAck, body: Body) -> None:
         await ack()
         view = body.get("view") or {}
         key = f"closed:{view.get('id')}"
-        if not self._first_time(key):
+        if not self.first_time(key):
             return
         # Closing the question's modal is pressing its Cancel: the next message is not taken as the answer.
         target = ReplyTarget.from_metadata(str(view.get("private_metadata", "")))
         inbound = Inbound(CHANNEL, _user_id(body), InboundKind.BUTTON, button="cancel", team_id=_team_id(body))
-        self._spawn(self._converse(inbound, target))
+        self.spawn(self._converse(inbound, target))
 
     # ---- one turn -------------------------------------------------------------------------------
 
@@ -380,7 +321,7 @@ class SlackChannel:
         redraw_cards: bool = False,
     ) -> None:
         inbound = await self._identify(inbound)
-        turn = asyncio.ensure_future(self._app.engine.handle(inbound))
+        turn = asyncio.ensure_future(self.engine.handle(inbound))
         marked = False
         try:
             done, _ = await asyncio.wait({turn}, timeout=self.working_after)
@@ -393,42 +334,30 @@ class SlackChannel:
             if marked:
                 await self._unmark_working(target)
         if redraw_cards:
-            async with self._delivering:
-                await self._deliver_cards()
+            await self.update_cards()
 
     async def _show_home(self, inbound: Inbound) -> None:
         inbound = await self._identify(inbound)
-        replies = await self._app.engine.handle(inbound)
+        replies = await self.engine.handle(inbound)
         if replies:
             await self.client.views_publish(user_id=inbound.user_id, view=home_view(replies))
 
     async def _identify(self, inbound: Inbound) -> Inbound:
-        """Link a newcomer by the e-mail Slack vouches for; add their Slack language as a hint.
-
-        Someone Slack does not vouch for is simply not linked: the engine answers them as it answers
-        anyone it does not know (general questions, and how to get a link code).
-        """
+        """Link a newcomer by the e-mail Slack vouches for; add their Slack language as a hint."""
         key = (inbound.team_id, inbound.user_id)
-        engine = self._app.engine
-        if not await engine.is_linked(CHANNEL, *key):
+
+        async def email() -> str | None:
             try:
                 user = (await self.client.users_info(user=inbound.user_id, include_locale=True)).get("user") or {}
             except SlackApiError as exc:
                 log.warning("users.info failed for %s: %s", inbound.user_id, exc.response.get("error"))
-            else:
-                self._remember_hint(key, slack_locale(user.get("locale")))
-                email = verified_email(user)
-                if email is None:
-                    log.info("Slack does not vouch for an e-mail of %s; not linked", inbound.user_id)
-                elif not await engine.link_verified_email(CHANNEL, *key, email):
-                    log.info("no active CRM account has the e-mail of %s; not linked", inbound.user_id)
+                return None
+            self._locale_hints[key] = slack_locale(user.get("locale"))
+            return verified_email(user)
+
+        await self.link_by_email(*key, email)
         hint = self._locale_hints.get(key)
         return dataclasses.replace(inbound, locale_hint=hint) if hint else inbound
-
-    def _remember_hint(self, key: tuple[str, str], hint: str | None) -> None:
-        self._locale_hints[key] = hint
-        if len(self._locale_hints) > _REMEMBERED_EVENTS:
-            self._locale_hints.popitem(last=False)
 
     # ---- sending --------------------------------------------------------------------------------
 
@@ -442,7 +371,7 @@ class SlackChannel:
     ) -> None:
         channel = target.channel or await self._dm(user_id)
         for reply in replies:
-            controls = self._controls(reply.locale or self._locale)
+            controls = self._controls(reply.locale or self.default_locale)
             if trigger and target.ephemeral and asks_for_text(reply):
                 # Nobody types to the bot in a shared channel: the question opens a modal at once.
                 trigger_id, clicked = trigger
@@ -496,24 +425,20 @@ class SlackChannel:
                 channel=target.channel, timestamp=target.message_ts, name=WORKING_REACTION
             )
 
-    async def _deliver_cards(self) -> None:
-        """Post cards for new requests to the admin channel; redraw those whose request moved on."""
-        destination = self._settings.admin_channel
-        if not destination:
-            return
-        for new in await self._board.to_post(CHANNEL, destination):
-            posted = await self.client.chat_postMessage(
-                channel=destination, text=escape(new.card.text), blocks=card_blocks(new.request_id, new.card)
-            )
-            await self._board.posted(CHANNEL, destination, new.request_id, str(posted["ts"]))
-        for moved in await self._board.to_redraw(CHANNEL, destination):
-            await self.client.chat_update(
-                channel=destination,
-                ts=moved.message_ref,
-                text=escape(moved.card.text),
-                blocks=card_blocks(moved.request_id, moved.card),
-            )
-            await self._board.redrawn(CHANNEL, destination, moved.request_id, moved.status)
+    @property
+    def card_destination(self) -> str:
+        return self._settings.admin_channel
+
+    async def post_card(self, destination: str, request_id: int, card: Rendered) -> str:
+        posted = await self.client.chat_postMessage(
+            channel=destination, text=escape(card.text), blocks=card_blocks(request_id, card)
+        )
+        return str(posted["ts"])
+
+    async def redraw_card(self, destination: str, message_ref: str, request_id: int, card: Rendered) -> None:
+        await self.client.chat_update(
+            channel=destination, ts=message_ref, text=escape(card.text), blocks=card_blocks(request_id, card)
+        )
 
 
 def _user_id(body: Body) -> str:

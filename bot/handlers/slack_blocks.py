@@ -9,12 +9,11 @@ Send button) are kept here in both locales, chosen by the script of the reply th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from bot.messages import LOCALES, Rendered, RenderedButton
-from bot.rendering import Renderer
 
 # action_id prefixes: a reply's own buttons, and the buttons that open an input modal.
 REPLY_BUTTON = "unlockbot.reply."
@@ -57,12 +56,12 @@ class Controls:
     close: str
 
 
-def controls(renderer: Renderer, locale: str) -> Controls:
+def controls(label: Callable[[str, str], str], locale: str) -> Controls:
     """The words on Slack's own controls in ``locale``, from ``templates/<locale>/labels.yaml``."""
     locale = locale if locale in LOCALES else "en"
 
     def word(key: str) -> str:
-        return renderer.label(f"slack_{key}", locale)
+        return label(f"slack_{key}", locale)
 
     return Controls(
         locale=locale,

@@ -25,18 +25,16 @@ redraws request cards in the admin group.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 import re
-import weakref
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
+from cachetools import LRUCache
 from telegram import (
     BotCommand,
     BotCommandScopeAllPrivateChats,
@@ -67,9 +65,8 @@ from telegram.ext import (
     filters,
 )
 
-from bot.app import App
-from bot.cards import CardBoard
-from bot.config import TelegramSettings
+from bot.channel_settings import TelegramSettings
+from bot.handlers.base import Channel, ChannelContext
 from bot.handlers.telegram_buttons import ButtonTokens, Holder
 from bot.handlers.telegram_text import MAX_CALLBACK_ANSWER, MAX_MESSAGE, as_html, shorten, split_message
 from bot.messages import LOCALES, Inbound, InboundKind, Rendered, RenderedButton
@@ -80,7 +77,6 @@ CHANNEL = "telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name, not a secret)
 ALLOWED_UPDATES = ("message", "callback_query")
 BUTTON_LIFETIME = timedelta(days=7)
-RECENT_UPDATES = 2048  # update keys remembered to drop redeliveries
 GROUP_QUESTIONS = 1024  # bot messages in groups whose replies are answers from one person
 RATE_LIMIT_RETRIES = 3  # tries after a 429, each after the retry_after Telegram asked for
 
@@ -89,18 +85,19 @@ TelegramApplication = Application[
     ExtBot[int], Context, dict[Any, Any], dict[Any, Any], dict[Any, Any], JobQueue[Context]
 ]
 
-# Slash commands, as the words a person would type in their language (phrases of knowledge/commands.yaml):
-# typed English would switch a Chinese speaker's conversation to English.
-COMMAND_PHRASES: Mapping[str, Mapping[str, str]] = {
-    "menu": {"en": "menu", "zh-CN": "菜单"},
-    "unlock": {"en": "unlock me", "zh-CN": "帮我解锁"},
-    "lang": {"en": "language", "zh-CN": "语言"},
-    "cancel": {"en": "cancel", "zh-CN": "取消"},
+# Slash commands and the actions they start; the engine answers them in the person's language.
+COMMANDS = {
+    "menu": "menu",
+    "unlock": "unlock",
+    "why": "why",
+    "lang": "lang",
+    "cancel": "cancel",
+    "status": "request_status",
 }
 # ``/faq QUESTION`` asks QUESTION; a bare ``/faq`` opens the menu, where "Ask a question" is.
 FAQ_COMMAND = "faq"
 # The commands Telegram lists in its menu; their descriptions are labels (telegram_command_<name>).
-MENU_COMMANDS = ("menu", "unlock", "faq", "lang", "cancel")
+MENU_COMMANDS = ("menu", "unlock", "why", "status", "faq", "lang", "cancel")
 
 
 def locale_hint(language_code: str | None) -> str | None:
@@ -143,23 +140,20 @@ class _TokenRedaction(logging.Filter):
         return True
 
 
-class TelegramChannel:
+class TelegramChannel(Channel):
     """One bot on one Bot API server; runs under ``bot.serve`` beside the other channels."""
 
     name = CHANNEL
 
-    def __init__(self, app: App, *, poll_timeout: timedelta = timedelta(seconds=30)) -> None:
-        settings = app.settings.telegram
+    def __init__(self, context: ChannelContext, *, poll_timeout: timedelta = timedelta(seconds=30)) -> None:
+        super().__init__(context)
+        settings = context.settings.telegram
         if settings.token is None:
             raise ValueError("telegram.token is not set")
         self._settings: TelegramSettings = settings
         self._token = settings.token.get_secret_value()
-        self._engine = app.engine
-        self._renderer = app.renderer
-        self._default_locale = app.settings.bot.default_locale
         self._poll_timeout = poll_timeout
-        self._board = CardBoard(app.database, app.renderer, app.clock, locale=app.settings.bot.default_locale)
-        self._buttons = ButtonTokens.for_bot(self._token, app.clock, lifetime=BUTTON_LIFETIME)
+        self._buttons = ButtonTokens.for_bot(self._token, context.clock, lifetime=BUTTON_LIFETIME)
         self._redaction = _TokenRedaction(self._token)
         self._application = self._build()
         self._bot_username = ""
@@ -167,10 +161,8 @@ class TelegramChannel:
         self._awaiting_secret: set[int] = set()
         # QR codes sent during enrolment, deleted once the replies stop asking for a code.
         self._qr_codes: dict[int, list[tuple[int, int]]] = {}
-        self._questions: OrderedDict[tuple[int, int], int] = OrderedDict()
-        self._recent: OrderedDict[str, None] = OrderedDict()
-        self._people: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
-        self._cards = asyncio.Lock()
+        # Bot messages in groups whose replies are answers from one person (a deny reason, say).
+        self._questions: LRUCache[tuple[int, int], int] = LRUCache(maxsize=GROUP_QUESTIONS)
 
     def _build(self) -> TelegramApplication:
         builder = (
@@ -188,7 +180,7 @@ class TelegramChannel:
         new_messages = filters.UpdateType.MESSAGE & (filters.ChatType.PRIVATE | filters.ChatType.GROUPS)
         application.add_handler(TypeHandler(Update, self._drop_redelivered), group=-1)
         application.add_handler(CommandHandler("start", self._on_start, filters=new_messages))
-        application.add_handler(CommandHandler([*COMMAND_PHRASES, FAQ_COMMAND], self._on_command, filters=new_messages))
+        application.add_handler(CommandHandler([*COMMANDS, FAQ_COMMAND], self._on_command, filters=new_messages))
         application.add_handler(CallbackQueryHandler(self._on_press))
         application.add_handler(MessageHandler(new_messages & filters.TEXT, self._on_text))
         # A photo, sticker or voice note in a private chat: its caption, if any, is what was said.
@@ -227,7 +219,7 @@ class TelegramChannel:
         updater = self._application.updater
         return self._application.running and (updater is None or updater.running)
 
-    async def stop(self) -> None:
+    async def disconnect(self) -> None:
         try:
             updater = self._application.updater
             if updater is not None and updater.running:
@@ -238,18 +230,15 @@ class TelegramChannel:
         finally:
             logging.getLogger("httpx").removeFilter(self._redaction)
 
-    def _label(self, key: str, locale: str) -> str:
-        return self._renderer.label(key, locale if locale in LOCALES else self._default_locale)
-
     async def _offer_commands(self) -> None:
         """The command list Telegram shows in private chats, in each language; a failure only loses the hints."""
         for locale in LOCALES:
-            commands = [BotCommand(name, self._label(f"telegram_command_{name}", locale)) for name in MENU_COMMANDS]
+            commands = [BotCommand(name, self.label(f"telegram_command_{name}", locale)) for name in MENU_COMMANDS]
             try:
                 await self._application.bot.set_my_commands(
                     commands,
                     scope=BotCommandScopeAllPrivateChats(),
-                    language_code=None if locale == self._default_locale else locale.split("-")[0],
+                    language_code=None if locale == self.default_locale else locale.split("-")[0],
                 )
             except TelegramError as exc:
                 log.warning("telegram: could not set the command list for %s: %s", locale, exc)
@@ -279,13 +268,8 @@ class TelegramChannel:
     # -- from Telegram to the engine ---------------------------------------------------------------
 
     async def _drop_redelivered(self, update: Update, _: Context) -> None:
-        key = event_key(update)
-        if key in self._recent:
-            log.info("telegram: duplicate update %s ignored", update.update_id)
+        if not self.first_time(event_key(update)):
             raise ApplicationHandlerStop
-        self._recent[key] = None
-        while len(self._recent) > RECENT_UPDATES:
-            self._recent.popitem(last=False)
 
     @staticmethod
     def _inbound(update: Update, user: User, chat: Chat | None, kind: InboundKind, **fields: Any) -> Inbound:
@@ -301,7 +285,7 @@ class TelegramChannel:
         )
 
     def _locale(self, user: User) -> str:
-        return locale_hint(user.language_code) or self._default_locale
+        return locale_hint(user.language_code) or self.default_locale
 
     @staticmethod
     def _place(message: Message) -> Place:
@@ -330,12 +314,8 @@ class TelegramChannel:
             return
         message, user = sender
         command = message_text(message).split(maxsplit=1)[0][1:].partition("@")[0].lower()
-        argument = " ".join(context.args or [])
-        if command == FAQ_COMMAND and argument:
-            text = argument
-        else:
-            text = COMMAND_PHRASES["menu" if command == FAQ_COMMAND else command][self._locale(user)]
-        inbound = self._inbound(update, user, message.chat, InboundKind.TEXT, text=text)
+        fields = {"command": COMMANDS.get(command, command), "text": " ".join(context.args or [])}
+        inbound = self._inbound(update, user, message.chat, InboundKind.COMMAND, **fields)
         await self._exchange(inbound, self._place(message))
 
     async def _on_text(self, update: Update, _context: Context) -> None:
@@ -361,7 +341,7 @@ class TelegramChannel:
         place = self._place(message)
         await self._exchange(inbound, place, code_message=code_message)
         if place.public:
-            await self._redraw_cards()  # a deny reason answered in the group, say
+            await self.update_cards()  # a deny reason answered in the group, say
 
     async def _on_other(self, update: Update, _: Context) -> None:
         sender = self._sender(update)
@@ -393,7 +373,7 @@ class TelegramChannel:
         press = self._buttons.resolve(query.data or "", presser_id=presser.id, chat_id=chat.id if chat else None)
         if press is None:
             log.info("telegram: refused a button press by %s (forged, expired or someone else's)", presser.id)
-            await self._answer(query.id, self._label("telegram_button_refused", self._locale(presser)))
+            await self._answer(query.id, self.label("telegram_button_refused", self._locale(presser)))
             return
         # A press on a message too old to be shown (no chat known) is answered in the private chat.
         place = self._place(query.message) if isinstance(query.message, Message) else Place(presser.id, public=False)
@@ -402,7 +382,7 @@ class TelegramChannel:
         )
         await self._exchange(inbound, place, press_id=query.id)
         if place.public:
-            await self._redraw_cards()  # a decision taken in the group shows on its card at once
+            await self.update_cards()  # a decision taken in the group shows on its card at once
 
     async def _answer(self, query_id: str, text: str | None) -> None:
         try:
@@ -416,13 +396,7 @@ class TelegramChannel:
 
     async def _awaits_secret(self, person: int) -> bool:
         """Whether the person was asked for a code; remembered here, and in the conversation across restarts."""
-        return person in self._awaiting_secret or await self._engine.awaits_secret(CHANNEL, "", str(person))
-
-    def _person(self, user_id: int) -> asyncio.Lock:
-        lock = self._people.get(user_id)
-        if lock is None:
-            lock = self._people[user_id] = asyncio.Lock()
-        return lock
+        return person in self._awaiting_secret or await self.engine.awaits_secret(CHANNEL, "", str(person))
 
     async def _exchange(
         self, inbound: Inbound, place: Place, *, code_message: Message | None = None, press_id: str | None = None
@@ -433,12 +407,11 @@ class TelegramChannel:
         before its first pause, and asyncio hands a lock to its waiters first come, first served.
         """
         person = int(inbound.user_id)
-        lock = self._person(person)
-        async with lock:
+        async with self.people[inbound.user_id]:
             if press_id is not None:
                 await self._answer(press_id, None)  # at once: Telegram shows a spinner until then
             was_awaiting_secret = code_message is not None and await self._awaits_secret(person)
-            replies = await self._engine.handle(inbound)
+            replies = await self.engine.handle(inbound)
             if not replies:
                 return  # a redelivery the engine had already handled
             if was_awaiting_secret and code_message is not None:
@@ -449,7 +422,7 @@ class TelegramChannel:
                 self._awaiting_secret.discard(person)
                 for chat_id, message_id in self._qr_codes.pop(person, []):
                     await self._delete(chat_id, message_id)
-            await self._send(person, replies, place, locale=inbound.locale_hint or self._default_locale)
+            await self._send(person, replies, place, locale=inbound.locale_hint or self.default_locale)
 
     # -- from the engine to Telegram ---------------------------------------------------------------
 
@@ -468,7 +441,7 @@ class TelegramChannel:
             # They never opened a private chat with the bot, which cannot start one: point them to it.
             link = InlineKeyboardButton(f"@{self._bot_username}", url=f"https://t.me/{self._bot_username}")
             await self._send_text(
-                group, self._label("telegram_open_private_chat", locale), InlineKeyboardMarkup([[link]])
+                group, self.label("telegram_open_private_chat", locale), InlineKeyboardMarkup([[link]])
             )
 
     async def _send_reply(self, person: int, reply: Rendered, place: Place) -> None:
@@ -514,8 +487,6 @@ class TelegramChannel:
     def _remember_question(self, message: Message, person: int) -> None:
         """A reply to this bot message, in this group, is ``person`` answering it (a deny reason, say)."""
         self._questions[(message.chat.id, message.message_id)] = person
-        while len(self._questions) > GROUP_QUESTIONS:
-            self._questions.popitem(last=False)
 
     def _keyboard(
         self, buttons: Sequence[RenderedButton], holder: Holder, holder_id: int
@@ -537,64 +508,45 @@ class TelegramChannel:
 
     # -- unprompted: notifications and request cards -----------------------------------------------
 
-    async def deliver(self) -> None:
-        for delivery in await self._engine.take_notifications(CHANNEL):
-            person = int(delivery.user_id)
-            lock = self._person(person)
-            try:
-                async with lock:
-                    await self._send(person, delivery.replies, Place(person, public=False), locale=self._default_locale)
-            except (NetworkError, RetryAfter):  # Telegram unreachable or busy: the next round sends them again
-                log.warning("telegram: notifications for %s wait for the next round", person)
-                await self._engine.delivery_failed(delivery)
-            except TelegramError:  # blocked by the person, or refused: sending again would not help
-                log.exception("telegram: could not deliver notifications to %s", person)
-        if self._settings.admin_chat_id is not None:
-            await self._post_cards()
-            await self._redraw_cards()
+    async def send_unprompted(self, user_id: str, replies: list[Rendered]) -> None:
+        person = int(user_id)
+        await self._send(person, replies, Place(person, public=False), locale=self.default_locale)
 
-    async def _post_cards(self) -> None:
-        chat_id = self._settings.admin_chat_id
-        assert chat_id is not None
-        async with self._cards:
-            for item in await self._board.to_post(CHANNEL, str(chat_id)):
-                try:
-                    message = await self._application.bot.send_message(
-                        chat_id,
-                        as_html(card_text(item.card)),
-                        parse_mode=ParseMode.HTML,
-                        reply_markup=self._keyboard(item.card.buttons, Holder.CHAT, chat_id),
-                        link_preview_options=LinkPreviewOptions(is_disabled=True),
-                    )
-                except TelegramError:
-                    log.exception("telegram: could not post the card of request %s", item.request_id)
-                    continue  # posted next time round
-                await self._board.posted(CHANNEL, str(chat_id), item.request_id, str(message.message_id))
+    def worth_retrying(self, error: Exception) -> bool:
+        return isinstance(error, (NetworkError, RetryAfter))
 
-    async def _redraw_cards(self) -> None:
+    @property
+    def card_destination(self) -> str:
         chat_id = self._settings.admin_chat_id
-        if chat_id is None:
-            return
-        async with self._cards:
-            for item in await self._board.to_redraw(CHANNEL, str(chat_id)):
-                try:
-                    await self._application.bot.edit_message_text(
-                        as_html(card_text(item.card)),
-                        chat_id=chat_id,
-                        message_id=int(item.message_ref),
-                        parse_mode=ParseMode.HTML,
-                        # No keyboard once decided: an edit without one removes the buttons.
-                        reply_markup=self._keyboard(item.card.buttons, Holder.CHAT, chat_id),
-                        link_preview_options=LinkPreviewOptions(is_disabled=True),
-                    )
-                except BadRequest as exc:
-                    if "not modified" not in exc.message.lower():
-                        # Deleted from the group, or too old to edit: nothing left to redraw.
-                        log.warning("telegram: could not redraw the card of request %s: %s", item.request_id, exc)
-                except TelegramError:
-                    log.exception("telegram: could not redraw the card of request %s", item.request_id)
-                    continue  # tried again next time round
-                await self._board.redrawn(CHANNEL, str(chat_id), item.request_id, item.status)
+        return "" if chat_id is None else str(chat_id)
+
+    async def post_card(self, destination: str, request_id: int, card: Rendered) -> str:
+        chat_id = int(destination)
+        message = await self._application.bot.send_message(
+            chat_id,
+            as_html(card_text(card)),
+            parse_mode=ParseMode.HTML,
+            reply_markup=self._keyboard(card.buttons, Holder.CHAT, chat_id),
+            link_preview_options=LinkPreviewOptions(is_disabled=True),
+        )
+        return str(message.message_id)
+
+    async def redraw_card(self, destination: str, message_ref: str, request_id: int, card: Rendered) -> None:
+        chat_id = int(destination)
+        try:
+            await self._application.bot.edit_message_text(
+                as_html(card_text(card)),
+                chat_id=chat_id,
+                message_id=int(message_ref),
+                parse_mode=ParseMode.HTML,
+                # No keyboard once decided: an edit without one removes the buttons.
+                reply_markup=self._keyboard(card.buttons, Holder.CHAT, chat_id),
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+        except BadRequest as exc:
+            if "not modified" not in exc.message.lower():
+                # Deleted from the group, or too old to edit: nothing left to redraw.
+                log.warning("telegram: could not redraw the card of request %s: %s", request_id, exc)
 
 
 def message_text(message: Message) -> str:

@@ -33,7 +33,8 @@ from bot.handlers.slack import SlackChannel, verified_email
 from bot.logs import configure as configure_logging
 from bot.logs import secrets_of
 from bot.requests.unlock_requests import file_request
-from bot.serve import configured_channels, serve
+from bot.handlers.base import configured_channels
+from bot.serve import serve
 from bot.storage.models import UnlockRequest
 from tests.fakes.slack_api import (
     APP_TOKEN,
@@ -198,7 +199,7 @@ async def slack() -> AsyncIterator[FakeSlack]:
 async def chat(app: App, slack: FakeSlack) -> AsyncIterator[SlackChat]:
     """The Slack channel's own route on an aiohttp server of its own, in HTTP mode."""
     slack_settings(app, slack)
-    channel = SlackChannel(app, working_after=0.2)
+    channel = SlackChannel.for_app(app, working_after=0.2)
     server = web.Application()
     channel.add_routes(server)
     runner = web.AppRunner(server, access_log=None)

@@ -32,7 +32,8 @@ from bot.identity.link_codes import canonical
 from bot.identity.linking import link
 from bot.logs import configure as configure_logging
 from bot.logs import secrets_of
-from bot.serve import configured_channels, serve
+from bot.handlers.base import configured_channels
+from bot.serve import serve
 from bot.storage.models import Conversation, TotpEnrolment, UnlockRequest
 from tests.fakes.telegram_api import FakeBotApi, FakeUser, Person
 from tests.test_serve import free_port
@@ -74,7 +75,7 @@ async def api() -> AsyncIterator[FakeBotApi]:
 @pytest.fixture
 async def channel(app: App, api: FakeBotApi) -> AsyncIterator[TelegramChannel]:
     use_telegram(app, api)
-    running = TelegramChannel(app, poll_timeout=timedelta(seconds=1))
+    running = TelegramChannel.for_app(app, poll_timeout=timedelta(seconds=1))
     await running.start()
     try:
         yield running
@@ -107,7 +108,7 @@ async def request_of(app: App, username: str) -> UnlockRequest:
 
 async def test_the_channel_reports_its_connection_for_readiness(app: App, api: FakeBotApi) -> None:
     use_telegram(app, api)
-    polling = TelegramChannel(app, poll_timeout=timedelta(seconds=1))
+    polling = TelegramChannel.for_app(app, poll_timeout=timedelta(seconds=1))
     assert not await polling.connected()
     await polling.start()
     assert await polling.connected()
@@ -166,6 +167,9 @@ async def test_commands_become_the_words_of_the_person_s_language(
     await alice.says("/lang", expect="Which language would you like me to use?")
     await alice.says("/faq is my data safe?", expect="data")
     await alice.says("/faq", expect="What would you like to do?")
+    await alice.says("/why", expect="password")
+    await alice.says("/status", expect="You have no unlock request at the moment")
+    await tina.says("/status", expect="解锁申请")  # answered in her language, not switched by the command
 
 
 async def test_a_sticker_is_answered_as_a_message_without_text(
@@ -222,7 +226,7 @@ async def test_at_debug_level_no_token_code_or_secret_reaches_the_log(
         logs.add_secrets(secrets_of(app.settings))
         assert app.settings.security.secret_key is not None
         used.append(app.settings.security.secret_key.get_secret_value())
-        channel = TelegramChannel(app, poll_timeout=timedelta(seconds=1))
+        channel = TelegramChannel.for_app(app, poll_timeout=timedelta(seconds=1))
         await channel.start()
         try:
             async with app.database.session() as session, session.begin():
@@ -251,7 +255,7 @@ async def test_at_debug_level_no_token_code_or_secret_reaches_the_log(
         finally:
             await channel.stop()
         use_telegram(app, api, mode="webhook", secret_token=WEBHOOK_SECRET, webhook_url="https://bot.example.com")
-        hooked = TelegramChannel(app)
+        hooked = TelegramChannel.for_app(app)
         await hooked.start()
         await hooked.stop()
         assert api.called("setWebhook")[0].params["secret_token"] == WEBHOOK_SECRET
@@ -307,7 +311,7 @@ async def test_a_redelivered_update_is_handled_once_even_after_a_restart(
     assert len(greetings) == 1
 
     await channel.stop()  # a new process: the in-memory set is empty, the engine's event store is not
-    again = TelegramChannel(app, poll_timeout=timedelta(seconds=1))
+    again = TelegramChannel.for_app(app, poll_timeout=timedelta(seconds=1))
     await again.start()
     try:
         api.queue(dict(update))
@@ -551,7 +555,7 @@ async def test_webhooks_need_the_secret_token(app: App, api: FakeBotApi) -> None
 
 async def test_a_public_webhook_url_is_registered_with_the_secret(app: App, api: FakeBotApi) -> None:
     use_telegram(app, api, mode="webhook", secret_token=WEBHOOK_SECRET, webhook_url="https://bot.example.com/base")
-    channel = TelegramChannel(app)
+    channel = TelegramChannel.for_app(app)
     await channel.start()
     await channel.stop()
     (registered,) = api.called("setWebhook")

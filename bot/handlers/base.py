@@ -1,0 +1,309 @@
+"""What every chat channel shares, so that a channel is mostly translation.
+
+A channel turns a platform's events into ``Inbound`` and the engine's ``Rendered`` replies into the
+platform's messages. Everything else is the same on every platform and lives here:
+
+- the port: the few things a channel may ask of the bot (``EnginePort``), not the whole ``App``;
+- redelivered events dropped early (``first_time``; the engine's ``processed_events`` table is the
+  authority across restarts and replicas, this only spares it the obvious repeats);
+- one person's events handled one at a time, in the order they came (``in_order``);
+- background turns that ``stop`` waits for (``spawn``, ``settled``);
+- linking a newcomer by the e-mail the platform vouches for, without asking the platform on every
+  message (``link_by_email``);
+- the unprompted part (``deliver``): notifications to people, request cards posted to the admin
+  destination and redrawn when their request moves on. A channel only says how to send one.
+
+``serve`` finds channels in ``CHANNELS`` and starts those whose settings section is ``configured``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import weakref
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
+
+from cachetools import LRUCache, TTLCache
+
+from bot.messages import LOCALES, Rendered
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from bot.app import App
+    from bot.cards import CardToPost, CardToRedraw
+    from bot.clock import Clock
+    from bot.config import Settings
+    from bot.engine import Delivery
+
+log = logging.getLogger(__name__)
+
+RECENT_EVENTS = 10_000  # event keys remembered per process to drop redeliveries before the database sees them
+# A person the platform did not vouch for is asked about again after this long (they may have confirmed
+# their e-mail, or been given a CRM account), not on every message.
+UNLINKED_RECHECK = timedelta(minutes=10)
+PEOPLE_REMEMBERED = 10_000
+
+
+class EnginePort(Protocol):
+    """What a channel may ask of the bot."""
+
+    async def handle(self, inbound: Any) -> list[Rendered]: ...
+
+    async def is_linked(self, channel: str, team_id: str, user_id: str) -> bool: ...
+
+    async def link_verified_email(self, channel: str, team_id: str, user_id: str, email: str) -> bool: ...
+
+    async def awaits_secret(self, channel: str, team_id: str, user_id: str) -> bool: ...
+
+    async def take_notifications(self, channel: str) -> list[Delivery]: ...
+
+    async def delivery_failed(self, delivery: Delivery) -> None: ...
+
+
+class CardPort(Protocol):
+    """Which request cards to post to an admin destination, and which to redraw (``bot.cards.CardBoard``)."""
+
+    async def to_post(self, channel: str, destination: str) -> list[CardToPost]: ...
+
+    async def posted(self, channel: str, destination: str, request_id: int, message_ref: str) -> None: ...
+
+    async def to_redraw(self, channel: str, destination: str) -> list[CardToRedraw]: ...
+
+    async def redrawn(self, channel: str, destination: str, request_id: int, status_shown: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelContext:
+    """Everything a channel gets from the rest of the bot."""
+
+    engine: EnginePort
+    cards: CardPort
+    label: Callable[[str, str], str]  # (labels.yaml key, locale) -> text: button and platform UI words
+    settings: Settings
+    clock: Clock
+
+    @classmethod
+    def of(cls, app: App) -> ChannelContext:
+        from bot.cards import CardBoard
+
+        locale = app.settings.bot.default_locale
+        return cls(
+            engine=app.engine,
+            cards=CardBoard(app.database, app.renderer, app.clock, locale=locale),
+            label=lambda key, wanted: app.renderer.label(key, wanted if wanted in LOCALES else locale),
+            settings=app.settings,
+            clock=app.clock,
+        )
+
+    @property
+    def default_locale(self) -> str:
+        return self.settings.bot.default_locale
+
+
+class KeyedLocks:
+    """One ``asyncio.Lock`` per key, alive while someone holds or waits for it.
+
+    asyncio hands a lock to its waiters first come, first served: events that take their person's lock
+    before their first pause are handled in the order they came.
+    """
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[Hashable, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def __getitem__(self, key: Hashable) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+
+class Channel(ABC):
+    """A chat platform as ``serve`` runs it. Subclasses translate; this class does the rest."""
+
+    name: ClassVar[str]
+
+    def __init__(self, context: ChannelContext) -> None:
+        self.context = context
+        self.engine = context.engine
+        self.default_locale = context.default_locale
+        self.people = KeyedLocks()
+        self._seen: LRUCache[str, bool] = LRUCache(maxsize=RECENT_EVENTS)
+        self._unlinked: TTLCache[tuple[str, str], bool] = TTLCache(
+            maxsize=PEOPLE_REMEMBERED, ttl=UNLINKED_RECHECK.total_seconds()
+        )
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._cards = asyncio.Lock()
+
+    @classmethod
+    def for_app(cls, app: App, **options: Any) -> Self:
+        return cls(ChannelContext.of(app), **options)
+
+    # ---- what serve calls -----------------------------------------------------------------------
+
+    def add_routes(self, server: web.Application) -> None:  # noqa: B027 (most channels receive without HTTP)
+        """Register HTTP routes on the shared server, for a channel that receives over HTTP."""
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Begin receiving: open a connection or a poll loop, or only get ready for HTTP."""
+
+    async def connected(self) -> bool:
+        """For /readyz: whether the link to the platform is up. A channel the platform calls is always up."""
+        return True
+
+    async def stop(self) -> None:
+        """Stop receiving, then let the turns under way finish (for a few seconds)."""
+        await self.disconnect()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=5)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def disconnect(self) -> None:  # noqa: B027 (a channel the platform calls has nothing to close)
+        """Close what ``start`` opened."""
+
+    async def deliver(self) -> None:
+        """Send what waits: notifications to people, then request cards to the admin destination."""
+        for delivery in await self.engine.take_notifications(self.name):
+            try:
+                async with self.people[delivery.user_id]:
+                    await self.send_unprompted(delivery.user_id, delivery.replies)
+            except Exception as exc:
+                if self.worth_retrying(exc):
+                    log.warning("%s: notifications for %s wait for the next round", self.name, delivery.user_id)
+                    await self.engine.delivery_failed(delivery)
+                else:  # blocked by the person, or refused: sending again would not help
+                    log.error("%s: could not tell %s: %s", self.name, delivery.user_id, describe_error(exc))
+        await self.update_cards()
+
+    async def check(self) -> str | None:
+        """For ``unlockbot channels check``: None when the credentials work, else what is wrong, in one line."""
+        return None
+
+    # ---- what a channel implements --------------------------------------------------------------
+
+    @abstractmethod
+    async def send_unprompted(self, user_id: str, replies: list[Rendered]) -> None:
+        """Send replies nobody asked for just now (notifications) to the person's private chat."""
+
+    def worth_retrying(self, error: Exception) -> bool:
+        """Whether a failed send should be tried again next round: the platform unreachable or busy."""
+        return isinstance(error, (OSError, TimeoutError))
+
+    @property
+    def card_destination(self) -> str:
+        """Where request cards go (an admin group or channel); empty: this channel posts none."""
+        return ""
+
+    async def post_card(self, destination: str, request_id: int, card: Rendered) -> str:
+        """Post a request card; return the platform's reference to the message, for redrawing it."""
+        raise NotImplementedError(f"{self.name} has a card destination but cannot post cards")
+
+    async def redraw_card(self, destination: str, message_ref: str, request_id: int, card: Rendered) -> None:
+        """Edit a posted card. Raise to try again next round; return when done or when it cannot be done."""
+        raise NotImplementedError(f"{self.name} has a card destination but cannot redraw cards")
+
+    # ---- helpers for channels -------------------------------------------------------------------
+
+    def first_time(self, key: str) -> bool:
+        """False for an event key this process has seen already (a platform's retry)."""
+        if key in self._seen:
+            log.info("%s: event %s delivered again; handled once", self.name, key)
+            return False
+        self._seen[key] = True
+        return True
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run a turn in the background (the platform wants its answer now); ``stop`` waits for it."""
+        task = asyncio.create_task(self._guarded(work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def settled(self) -> None:
+        """Wait until every turn started so far (and those they started) has finished."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except Exception as exc:  # a background turn has nobody else to tell
+            log.error("%s: a turn failed: %s", self.name, describe_error(exc), exc_info=exc)
+
+    def label(self, key: str, locale: str | None) -> str:
+        return self.context.label(key, locale or self.default_locale)
+
+    async def link_by_email(self, team_id: str, user_id: str, email: Callable[[], Awaitable[str | None]]) -> None:
+        """Link a newcomer by the e-mail their platform vouches for (``email`` asks it; ``None``: it does not).
+
+        Someone the platform does not vouch for, or who has no CRM account, is simply not linked: the
+        engine answers them as anyone it does not know. They are not asked about again for a while.
+        """
+        key = (team_id, user_id)
+        if key in self._unlinked or await self.engine.is_linked(self.name, team_id, user_id):
+            return
+        address = await email()
+        if address is None:
+            log.info("%s: no e-mail vouched for %s; not linked", self.name, user_id)
+        elif await self.engine.link_verified_email(self.name, team_id, user_id, address):
+            return
+        else:
+            log.info("%s: no active CRM account has the e-mail of %s; not linked", self.name, user_id)
+        self._unlinked[key] = True
+
+    async def update_cards(self) -> None:
+        """Post cards for new requests to the admin destination, and redraw those whose request moved on."""
+        destination = self.card_destination
+        if not destination:
+            return
+        cards = self.context.cards
+        async with self._cards:
+            for new in await cards.to_post(self.name, destination):
+                try:
+                    ref = await self.post_card(destination, new.request_id, new.card)
+                except Exception as exc:  # posted next round
+                    log.error("%s: could not post the card of request %s: %s", self.name, new.request_id, exc)
+                    continue
+                await cards.posted(self.name, destination, new.request_id, ref)
+            for moved in await cards.to_redraw(self.name, destination):
+                try:
+                    await self.redraw_card(destination, moved.message_ref, moved.request_id, moved.card)
+                except Exception as exc:  # redrawn next round
+                    log.warning("%s: could not redraw the card of request %s: %s", self.name, moved.request_id, exc)
+                    continue
+                await cards.redrawn(self.name, destination, moved.request_id, moved.status)
+
+
+def describe_error(error: BaseException) -> str:
+    """An error in one line for a log, without the request it came from (which may carry a code)."""
+    return f"{type(error).__name__}: {str(error)[:200]}"
+
+
+# ---- the registry ---------------------------------------------------------------------------------
+
+# Each channel by the name of its settings section, and where its class lives: imported only when configured,
+# so a deployment pays for the SDKs it uses.
+CHANNELS: dict[str, str] = {
+    "telegram": "bot.handlers.telegram:TelegramChannel",
+    "slack": "bot.handlers.slack:SlackChannel",
+}
+
+
+def channel_class(name: str) -> type[Channel]:
+    module, _, attribute = CHANNELS[name].partition(":")
+    found = getattr(importlib.import_module(module), attribute)
+    if not (isinstance(found, type) and issubclass(found, Channel)):
+        raise TypeError(f"{CHANNELS[name]} is not a Channel")
+    return found
+
+
+def configured_channels(app: App) -> list[Channel]:
+    """A channel for every section of the settings that is filled in, in the order of ``CHANNELS``."""
+    return [channel_class(name).for_app(app) for name in CHANNELS if getattr(app.settings, name).configured]
