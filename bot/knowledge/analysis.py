@@ -30,6 +30,7 @@ import snowballstemmer
 
 from bot.errors import ConfigError
 from bot.knowledge.files import read_yaml
+from bot.knowledge.homophones import Homophones
 from bot.knowledge.wording import Shorthand, Speller, normalise
 from bot.language import HAN_RUN, is_han
 
@@ -326,6 +327,12 @@ class Analyzer:
         for word in chosen:
             for position in range(len(word)):
                 self._one_off.setdefault(word[:position] + "?" + word[position + 1 :], []).append(word)
+        self._homophones = Homophones(
+            chosen,
+            known={*chinese_known, *STOP_ZH},
+            kept={word for word in STOP_ZH if len(word) == 1},
+            frequency=self._chinese.FREQ,
+        )
 
     def _teach(self, word: str) -> None:
         # A keyword or synonym jieba does not know is added so that it is cut out whole ("网断了", "登不上").
@@ -363,8 +370,19 @@ class Analyzer:
     # --- Chinese ---------------------------------------------------------------------------------------------
 
     def _chinese_units(self, text: str, forgiving: bool) -> Iterator[Unit]:
+        spans: list[tuple[int, int]] = []
+        if forgiving:  # 帐号 for 账号, 被所了 for 被锁了: the sound typed, the wrong character picked
+            cuts = {0}
+            for word in self._chinese.cut(text, HMM=False):
+                cuts.add(max(cuts) + len(word))
+            text, spans = self._homophones.correct(text, cuts)
         # Without jieba's HMM, characters it cannot place stay single instead of being glued into a new "word".
-        words: list[tuple[str, bool]] = [(word, False) for word in self._chinese.cut(text, HMM=False)]
+        words: list[tuple[str, bool]] = []
+        offset = 0
+        for word in self._chinese.cut(text, HMM=False):
+            end = offset + len(word)
+            words.append((word, any(begin < end and offset < stop for begin, stop in spans)))
+            offset = end
         if forgiving:
             words = self._repair(words)
         for word, corrected in words:
