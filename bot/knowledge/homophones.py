@@ -20,7 +20,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import unicodedata
 from collections.abc import Collection, Iterable, Mapping
 from functools import cache
 from pathlib import Path
@@ -30,10 +29,11 @@ log = logging.getLogger(__name__)
 WORD_LENGTHS = (2, 3, 4)
 
 
-def _toneless(reading: str) -> str:
-    """``lǜ`` -> ``lu``, ``zhòng`` -> ``zhong``: the letters a pinyin keyboard takes."""
-    decomposed = unicodedata.normalize("NFD", reading)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).replace("ü", "u")
+# Pinyin's tone marks (and ü) as the plain letters a keyboard takes: lǜ -> lu, zhòng -> zhong.
+_PLAIN_LETTERS = str.maketrans(
+    "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüńňǹḿ",
+    "aaaaeeeeiiiioooouuuuuuuuunnnm",
+)
 
 
 @cache
@@ -47,7 +47,7 @@ def readings() -> dict[str, str]:
         log.warning("pypinyin's character table was not found: wrong-character typos are not corrected")
         return {}
     raw: dict[str, str] = json.loads(table.read_text(encoding="utf-8"))
-    return {chr(int(code)): _toneless(value.split(",")[0]) for code, value in raw.items()}
+    return {chr(int(code)): value.partition(",")[0].translate(_PLAIN_LETTERS) for code, value in raw.items()}
 
 
 class Homophones:
