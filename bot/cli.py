@@ -9,6 +9,7 @@
     unlockbot demo clear                     empty a demo database before it serves real people
     unlockbot crm show USER [--json]
     unlockbot crm check [--json]            the configured backend, what it can do, whether it answers now
+    unlockbot channels check [--json]       which chat channels are configured, and whether their credentials work
     unlockbot faq "QUESTION" [--lang zh|en] [--json]
     unlockbot faq --json --stdin             one question per line in, one JSON line per question out
     unlockbot admin invite USER | unlink USER [--channel C] | reset-totp USER
@@ -107,6 +108,12 @@ def _parser() -> argparse.ArgumentParser:
     check = crm_commands.add_parser("check", help="the configured backend, what it can do, whether it answers now")
     check.add_argument("--json", action="store_true", help="print JSON")
 
+    channels = commands.add_parser("channels", help="the chat channels")
+    channels_commands = channels.add_subparsers(dest="channels_command", required=True)
+    channels_check = channels_commands.add_parser(
+        "check", help="which channels are configured, and whether their credentials work now"
+    )
+    channels_check.add_argument("--json", action="store_true", help="print the result as JSON")
     admin_parser = commands.add_parser("admin", help="admin actions on people")
     admin_commands = admin_parser.add_subparsers(dest="admin_command", required=True)
     invite = admin_commands.add_parser("invite", help="print a one-time link code for a CRM user")
@@ -221,6 +228,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         if args.command == "crm" and args.crm_command == "check":
             return await _crm_check(app, as_json=args.json)
+        if args.command == "channels":
+            return await _channels_check(app, as_json=args.json)
         if args.command == "crm":
             return await _crm_show(app, args.user, as_json=args.json)
         if args.command == "admin":
@@ -456,6 +465,32 @@ async def _crm_check(app: App, *, as_json: bool) -> int:
     else:
         print(f"answers: no ({reach.detail or 'no detail'})")
     return 0 if answers else 1
+
+
+async def _channels_check(app: App, *, as_json: bool) -> int:
+    """Exit 0 when every configured channel's credentials work (and at least one is configured), else 1."""
+    from bot.handlers.base import CHANNELS, channel_class  # the channels' SDKs load only here
+
+    found: dict[str, str] = {}
+    for name in CHANNELS:
+        if not getattr(app.settings, name).configured:
+            found[name] = "not configured"
+            continue
+        try:
+            problem = await channel_class(name).for_app(app).check()
+        except Exception as exc:  # a channel that cannot even be built says why, like one that fails its check
+            problem = describe(exc)
+        found[name] = "ok" if problem is None else f"fails: {problem}"
+    configured = [name for name, state in found.items() if state != "not configured"]
+    healthy = bool(configured) and all(found[name] == "ok" for name in configured)
+    if as_json:
+        print(json.dumps(found, ensure_ascii=False, indent=2))
+    else:
+        for name, state in found.items():
+            print(f"{name + ':':10} {state}")
+        if not configured:
+            print("no channel is configured: fill in one of the sections above (see docs/)")
+    return 0 if healthy else 1
 
 
 _NOT_SURE = {

@@ -145,6 +145,15 @@ class SlackChannel(Channel):
     def _controls(self, locale: str) -> Controls:
         return controls(self.context.label, locale)
 
+    async def check(self) -> str | None:
+        try:
+            await self.client.auth_test()
+        except SlackApiError as exc:
+            return f"Slack refused the bot token: {exc.response.get('error')}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return f"Slack did not answer: {type(exc).__name__}"
+        return None
+
     async def send_unprompted(self, user_id: str, replies: list[Rendered]) -> None:
         await self._post(user_id, ReplyTarget(), replies)
 

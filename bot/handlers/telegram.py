@@ -508,6 +508,16 @@ class TelegramChannel(Channel):
 
     # -- unprompted: notifications and request cards -----------------------------------------------
 
+    async def check(self) -> str | None:
+        bot = self._application.bot
+        try:
+            await bot.initialize()  # asks Telegram who the token belongs to (getMe)
+        except TelegramError as exc:
+            return f"Telegram refused the token or did not answer: {exc}"
+        finally:
+            await bot.shutdown()
+        return None
+
     async def send_unprompted(self, user_id: str, replies: list[Rendered]) -> None:
         person = int(user_id)
         await self._send(person, replies, Place(person, public=False), locale=self.default_locale)

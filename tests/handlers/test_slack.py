@@ -615,3 +615,18 @@ def test_slack_settings_name_what_each_mode_needs(app: App) -> None:
     assert "hidden" not in repr(settings.slack)
     assert settings.slack.api_base_url == "https://slack.com/api/"
     assert configured_channels(app) == []
+
+
+async def test_channels_check_says_whether_the_credentials_work(
+    app: App, slack: FakeSlack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import _channels_check
+
+    slack_settings(app, slack)
+    assert await _channels_check(app, as_json=True) == 0
+    states = json.loads(capsys.readouterr().out)
+    assert states["slack"] == "ok"
+    assert states["telegram"] == "not configured"
+    slack_settings(app, slack, bot_token=SecretStr("xoxb-1-revoked"))
+    assert await _channels_check(app, as_json=False) == 1
+    assert "slack:     fails: Slack refused the bot token: invalid_auth" in capsys.readouterr().out

@@ -607,3 +607,16 @@ def test_webhook_mode_needs_a_valid_secret_token(tmp_path: Any) -> None:
     )
     assert WEBHOOK_SECRET not in repr(settings)
     assert "123:abc" not in repr(settings)
+
+
+async def test_channels_check_asks_telegram_who_the_token_belongs_to(
+    app: App, api: FakeBotApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import _channels_check
+
+    use_telegram(app, api)
+    assert await _channels_check(app, as_json=False) == 0
+    assert "telegram:  ok" in capsys.readouterr().out
+    use_telegram(app, api, token="123:revoked-token")
+    assert await _channels_check(app, as_json=False) == 1
+    assert "telegram:  fails: Telegram refused the token" in capsys.readouterr().out
