@@ -51,6 +51,8 @@ class TelegramSettings(Section):
     webhook_url: str = ""
     # The group (a negative id) where request cards with Approve / Deny are posted; unset posts none.
     admin_chat_id: int | None = None
+    # Sends are spaced evenly at this rate: Telegram's flood control answers 429 past about 30 a second.
+    messages_per_second: float = Field(default=29, gt=0, le=30)
 
     @field_validator("token")
     @classmethod
@@ -89,7 +91,6 @@ class TelegramSettings(Section):
             )
         return self
 
-
     @property
     def configured(self) -> bool:
         return self.token is not None
@@ -126,7 +127,6 @@ class SlackSettings(Section):
             raise ValueError("mode = 'socket' needs slack.app_token (an xapp- token with connections:write)")
         return self
 
-
     @property
     def configured(self) -> bool:
         return self.bot_token is not None
@@ -136,19 +136,19 @@ class FeishuSettings(Section):
     """Feishu (Lark): a custom app of the tenant, with the bot ability turned on."""
 
     # The app's credentials (Developer Console > Credentials & Basic Info); unset app_id leaves Feishu off.
-    app_id: str = ""
+    app_id: str = Field(default="", pattern=r"^(cli_[A-Za-z0-9]+)?$")
     app_secret: SecretStr | None = None
-    # Event Subscriptions > Encryption strategy: the token checked on every event, and the AES key events
-    # are encrypted with (leave empty only if encryption is off in the console).
+    # Events & Callbacks > Encryption Strategy: the token checked on every event, and the key events are
+    # encrypted and signed with. Webhook mode needs both; the long connection needs neither.
     verification_token: SecretStr | None = None
     encrypt_key: SecretStr | None = None
     # "websocket": the SDK's long connection, no public URL; "webhook": Feishu posts events to [http] events_path.
     mode: Literal["websocket", "webhook"] = "websocket"
     events_path: str = "/feishu/events"
-    # open.feishu.cn for Feishu, open.larksuite.com for Lark.
+    # https://open.feishu.cn for Feishu, https://open.larksuite.com for Lark (no path).
     api_base_url: str = "https://open.feishu.cn"
     # The group chat (oc_...) where request cards with Approve / Deny are posted; empty posts none.
-    admin_chat_id: str = ""
+    admin_chat_id: str = Field(default="", pattern=r"^(oc_[A-Za-z0-9]+)?$")
 
     _url = field_validator("api_base_url")(_base_url)
     _path = field_validator("events_path")(_events_path)
@@ -161,8 +161,13 @@ class FeishuSettings(Section):
     def _complete(self) -> FeishuSettings:
         if self.app_id and self.app_secret is None:
             raise ValueError("[feishu] app_id needs app_secret")
-        if self.app_id and self.mode == "webhook" and self.verification_token is None:
-            raise ValueError("mode = 'webhook' needs [feishu] verification_token, so that forged events are refused")
+        if self.app_id and self.mode == "webhook":
+            missing = [name for name in ("verification_token", "encrypt_key") if getattr(self, name) is None]
+            if missing:
+                raise ValueError(
+                    f"mode = 'webhook' needs [feishu] {' and '.join(missing)}, so that events are encrypted and "
+                    "signed and forged ones are refused"
+                )
         return self
 
 

@@ -13,9 +13,9 @@ photos. What it does decide is Telegram's business only:
 - buttons: sealed ``callback_data`` checked against who pressed it
   (``telegram_buttons``), every press answered;
 - tidying: the message that carried a code is deleted once read, and the QR
-  code once enrolment is over; redelivered updates are dropped; sends keep to
-  Telegram's rate limits and wait out a 429 (PTB's ``AIORateLimiter``); long
-  answers are split (``telegram_text``).
+  code once enrolment is over; redelivered updates are dropped; sends are
+  paced to Telegram's limits, replies before notices, and a 429 is waited out
+  (``telegram_pacing``); long answers are split (``telegram_text``).
 
 Updates arrive by polling (PTB's ``Updater``) or as webhooks on the HTTP server
 that ``bot.serve`` shares between channels; either way they go through PTB's
@@ -51,7 +51,6 @@ from telegram import (
 from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     ApplicationHandlerStop,
@@ -68,6 +67,7 @@ from telegram.ext import (
 from bot.channel_settings import TelegramSettings
 from bot.handlers.base import Channel, ChannelContext
 from bot.handlers.telegram_buttons import ButtonTokens, Holder
+from bot.handlers.telegram_pacing import PacedRateLimiter, notices
 from bot.handlers.telegram_text import MAX_CALLBACK_ANSWER, MAX_MESSAGE, as_html, shorten, split_message
 from bot.messages import LOCALES, Inbound, InboundKind, Rendered, RenderedButton
 
@@ -78,7 +78,7 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name, 
 ALLOWED_UPDATES = ("message", "callback_query")
 BUTTON_LIFETIME = timedelta(days=7)
 GROUP_QUESTIONS = 1024  # bot messages in groups whose replies are answers from one person
-RATE_LIMIT_RETRIES = 3  # tries after a 429, each after the retry_after Telegram asked for
+RATE_LIMIT_RETRIES = 5  # tries after a 429, each after the retry_after Telegram asked for
 
 Context = ContextTypes.DEFAULT_TYPE
 TelegramApplication = Application[
@@ -170,7 +170,7 @@ class TelegramChannel(Channel):
             .token(self._token)
             .base_url(self._settings.base_url)
             .base_file_url(self._settings.base_file_url)
-            .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+            .rate_limiter(PacedRateLimiter(self._settings.messages_per_second, max_retries=RATE_LIMIT_RETRIES))
             # The engine serialises each person's turns; one person's slow CRM call must not hold up the others.
             .concurrent_updates(True)
         )
@@ -520,7 +520,8 @@ class TelegramChannel(Channel):
 
     async def send_unprompted(self, user_id: str, replies: list[Rendered]) -> None:
         person = int(user_id)
-        await self._send(person, replies, Place(person, public=False), locale=self.default_locale)
+        with notices():  # replies to people who are writing go first
+            await self._send(person, replies, Place(person, public=False), locale=self.default_locale)
 
     def worth_retrying(self, error: Exception) -> bool:
         return isinstance(error, (NetworkError, RetryAfter))

@@ -18,6 +18,7 @@ import html
 import json
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import count
@@ -112,11 +113,18 @@ def _shown(text: str, parse_mode: str | None) -> str:
     return html.unescape(re.sub(r"<[^>]*>", "", text))
 
 
+# What counts towards the flood limit: sending messages.
+SENDS = frozenset({"sendMessage", "sendPhoto"})
+
+
 class FakeBotApi:
     """The Bot API for one bot, on a free loopback port."""
 
-    def __init__(self, token: str = TOKEN) -> None:
+    def __init__(self, token: str = TOKEN, *, flood_limit: int | None = None) -> None:
         self.token = token
+        # Like Telegram's flood control: more than this many messages sent in any one second are answered 429.
+        self.flood_limit = flood_limit
+        self._sent_at: deque[float] = deque()
         self.port = 0
         self.calls: list[Call] = []
         self.messages: dict[tuple[int, int], ChatMessage] = {}
@@ -170,11 +178,22 @@ class FakeBotApi:
         if scripted:
             status, body = scripted.pop(0)
             return self._answer(method, params, (status, body))
+        if self.flood_limit is not None and method in SENDS and self._flooded():
+            return self._answer(method, params, self._error(429, "Too Many Requests: retry after 1", retry_after=1))
         handler = getattr(self, "_" + re.sub(r"(?<!^)([A-Z])", r"_\1", method).lower(), None)
         if handler is None:
             return self._answer(method, params, self._error(404, "Not Found: method not found"))
         outcome = await handler(params)
         return self._answer(method, params, outcome if isinstance(outcome, tuple) else (200, self._ok(outcome)))
+
+    def _flooded(self) -> bool:
+        now = time.monotonic()
+        while self._sent_at and self._sent_at[0] <= now - 1:
+            self._sent_at.popleft()
+        if len(self._sent_at) >= (self.flood_limit or 0):
+            return True
+        self._sent_at.append(now)
+        return False
 
     def _answer(self, method: str, params: dict[str, Any], outcome: tuple[int, dict[str, Any]]) -> web.Response:
         status, body = outcome
