@@ -1,5 +1,6 @@
 # Two commands set everything up on a fresh machine with Python 3.11+ and make:
-#   make demo   creates .venv, installs, seeds the embedded demo and opens the console chat
+#   make demo   creates .venv, installs, seeds the embedded demo and opens the console chat, in the
+#               language of LANG (zh_CN..., en_...; `make demo LANG=en_US.UTF-8`), or asks which
 #   make test   creates .venv, installs the dev extras, runs ruff, mypy and pytest
 PYTHON ?= python3
 VENV := .venv
@@ -21,6 +22,7 @@ $(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@ $(VENV)/.installed
 
+# The chat's language comes from LANG (or LC_ALL / LC_MESSAGES), which make passes on; otherwise it asks.
 demo: $(VENV)/.installed
 	$(BIN)/unlockbot demo
 
@@ -30,7 +32,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .

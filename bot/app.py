@@ -68,8 +68,8 @@ def knowledge_dir(settings: Settings) -> Path:
     return settings.bot.knowledge_dir or bundled_dir("knowledge")
 
 
-def build_crm(settings: Settings, clock: Clock) -> SqlCrm | ResilientCrm:
-    return registry.build_crm(settings, clock)
+def build_crm(settings: Settings, clock: Clock, database: Database | None = None) -> SqlCrm | ResilientCrm:
+    return registry.build_crm(settings, clock, database)
 
 
 @dataclass
@@ -125,7 +125,7 @@ async def _check_key(database: Database, box: SecretBox | None) -> None:
 async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[App]:
     clock = clock or SystemClock()
     database = Database(settings.database_url, echo=settings.database.echo)
-    crm = build_crm(settings, clock)
+    crm = build_crm(settings, clock, database)
     try:
         await database.upgrade()
         await _refuse_demo_data(database, settings)

@@ -153,6 +153,17 @@ class FeishuSettings(Section):
     _url = field_validator("api_base_url")(_base_url)
     _path = field_validator("events_path")(_events_path)
 
+    @field_validator("api_base_url")
+    @classmethod
+    def _origin(cls, value: str) -> str:
+        # lark-oapi takes an origin only, and plain http only on this machine (a test fake).
+        scheme, _, host = value.partition("://")
+        if "/" in host or "?" in host:
+            raise ValueError("expected an origin without a path, such as https://open.feishu.cn")
+        if scheme == "http" and (host.rpartition(":")[0] or host) not in ("127.0.0.1", "localhost"):
+            raise ValueError("expected an https:// URL")
+        return value
+
     @property
     def configured(self) -> bool:
         return bool(self.app_id)
@@ -226,6 +237,7 @@ class DingTalkSettings(Section):
 
 
 _WECOM_AES_KEY = re.compile(r"^[A-Za-z0-9]{43}$")
+_WECOM_USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
 
 class WeComSettings(Section):
@@ -241,7 +253,8 @@ class WeComSettings(Section):
     encoding_aes_key: SecretStr | None = None
     events_path: str = "/wecom/events"
     api_base_url: str = "https://qyapi.weixin.qq.com"
-    # Member user ids (not names) of the admins who receive request cards with Approve / Deny.
+    # Member user ids (Contacts > the member > Account; not names) of the admins who receive request cards
+    # with Approve / Deny; empty sends none. Each must also be linked to a CRM account in [admins] usernames.
     admin_users: tuple[str, ...] = ()
 
     _url = field_validator("api_base_url")(_base_url)
@@ -252,6 +265,14 @@ class WeComSettings(Section):
     def _aes_key_shape(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not _WECOM_AES_KEY.match(value.get_secret_value()):
             raise ValueError("expected the 43 letters and digits of the app's EncodingAESKey")
+        return value
+
+    @field_validator("admin_users")
+    @classmethod
+    def _user_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for user in value:
+            if not _WECOM_USER_ID.match(user):
+                raise ValueError(f"{user!r} is not a WeCom user id (1-64 of letters, digits and _-@., as in Contacts)")
         return value
 
     @property

@@ -3,8 +3,9 @@
     unlockbot [--config FILE] db upgrade [--create]
     unlockbot serve                          run every configured channel
     unlockbot chat --as USER [--lang zh|en]
-    unlockbot demo [--lang zh|en]            seed when needed, pick a demo user, chat
-    unlockbot demo seed [--reset]
+    unlockbot demo [--lang zh|en]            seed when needed, pick a demo user, chat (language: --lang, else
+                                             LANG, else asked at a terminal)
+    unlockbot demo seed [--reset]            --reset starts over where only the demo or console chats are
     unlockbot demo code USER
     unlockbot demo clear                     empty a demo database before it serves real people
     unlockbot crm show USER [--json]
@@ -32,7 +33,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,10 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--lang", help="zh or en")
 
     demo = commands.add_parser("demo", help="the embedded demo")
-    demo.add_argument("--lang", help="zh or en")
+    demo.add_argument("--lang", help="zh or en (default: the language of LANG, else asked at a terminal)")
     demo_commands = demo.add_subparsers(dest="demo_command")
     seed = demo_commands.add_parser("seed", help="create the demo users in the embedded CRM")
-    seed.add_argument("--reset", action="store_true", help="start the demo again from scratch")
+    seed.add_argument(
+        "--reset", action="store_true", help="start the demo again from scratch (where only demo or console data is)"
+    )
     code = demo_commands.add_parser("code", help="print a demo user's current TOTP code")
     code.add_argument("user")
     demo_commands.add_parser("clear", help="delete the demo's data (links, TOTP secrets, admins) from the database")
@@ -300,6 +303,8 @@ async def _audit_verify(session: AsyncSession, settings: Settings, given: Sequen
         print(f"audit trail NOT intact: {len(report.problems)} problem(s) in {report.events} event(s), {head}")
     if report.head is not None:
         print(f"head hash: {report.head.hash}")
+    if report.pending:
+        print(f"{report.pending} event(s) not linked into the chain yet; each was checked against its signature")
     if report.unsigned:
         print(
             f"{report.unsigned} event(s) from before the audit key were checked without it; "
@@ -331,6 +336,8 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.demo_command in (None, "seed"):
         demo.ensure_key(settings)
+    if args.demo_command == "seed" and args.reset:
+        await demo.start_over(settings)  # before open_app, which a lost audit key would stop
     async with open_app(settings) as app:
         if args.demo_command == "seed":
             created = await demo.seed(app, reset=args.reset)
@@ -340,10 +347,11 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
             print(await demo.current_code(app, args.user))
             return 0
         await demo.seed(app, reset=False)
+        locale = _demo_locale(args.lang, os.environ, interactive=sys.stdin.isatty())
         user = _pick_demo_user(demo.USERS)
         if user is None:
             return 0
-        await _chat(app, user, args.lang)
+        await _chat(app, user, locale)
         return 0
 
 
@@ -357,6 +365,39 @@ async def _clear_demo(settings: Settings) -> None:
     finally:
         await database.dispose()
     AnchorFile(anchor_path(settings)).forget()  # the audit trail starts over, on purpose
+
+
+def locale_from_environment(environ: Mapping[str, str]) -> str | None:
+    """The language the shell speaks (``LC_ALL``, then ``LC_MESSAGES``, then ``LANG``), if it is one of ours."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = environ.get(name, "").strip().lower()
+        if value:
+            # zh_CN.UTF-8, zh_TW, en_US.UTF-8, en: the language before the territory decides.
+            language = value.replace("-", "_").partition("_")[0].partition(".")[0]
+            return {"zh": "zh-CN", "en": "en"}.get(language)
+    return None
+
+
+def _demo_locale(flag: str | None, environ: Mapping[str, str], *, interactive: bool) -> str | None:
+    """``--lang``, else the shell's language, else asked at a terminal; ``None`` leaves it to the bot's default."""
+    if flag is not None:
+        return locale_from_flag(flag)
+    spoken = locale_from_environment(environ)
+    if spoken is not None or not interactive:
+        return spoken
+    print("Language / 语言:  [1] 中文  [2] English")
+    while True:
+        sys.stdout.write("> ")
+        sys.stdout.flush()
+        line = sys.stdin.readline()
+        if not line:
+            return None
+        choice = line.strip().lower()
+        if choice in ("1", "zh", "中文"):
+            return "zh-CN"
+        if choice in ("2", "en", "english"):
+            return "en"
+        print("1 = 中文, 2 = English")
 
 
 def _pick_demo_user(users: Sequence[Any]) -> str | None:

@@ -48,7 +48,9 @@ DEFAULT_CONFIG_FILE = Path("unlockbot.toml")
 
 class BotSettings(_Section):
     default_locale: Literal["zh-CN", "en"] = "zh-CN"
-    timezone: str = "UTC"
+    # The time zone replies show times in when the person's own is not known (an IANA name);
+    # unset: Asia/Shanghai in Chinese replies, UTC in English ones.
+    timezone: str | None = None
     data_dir: Path = Path(".unlockbot")
     templates_dir: Path | None = None
     knowledge_dir: Path | None = None
@@ -57,7 +59,9 @@ class BotSettings(_Section):
 
     @field_validator("timezone")
     @classmethod
-    def _known_zone(cls, value: str) -> str:
+    def _known_zone(cls, value: str | None) -> str | None:
+        if not value:  # unset, or set empty to take the locale's default
+            return None
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:

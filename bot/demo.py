@@ -4,6 +4,10 @@
 marked as a demo database, and only such a database lets ``demo code`` print
 a user's current TOTP code. Demo TOTP secrets are fixed (derived from the
 username) so a walkthrough can be repeated, and stored encrypted like any other.
+
+Starting over (``demo seed --reset``) empties a database that holds the demo or
+only what console chats left (``unlockbot chat`` before or after the demo); a
+database any chat platform wrote to holds real data and is refused.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from bot.crm.sql_schema import (
 from bot.errors import ConfigError, NotADemoDatabase
 from bot.identity.linking import link
 from bot.identity.secrets import create_key_file, load_key
+from bot.requests.anchor import AnchorFile, anchor_path
+from bot.storage.db import Database
 from bot.storage.meta import DEMO_FLAG, clear_bot_tables, is_demo
 from bot.storage.models import Base, BotMeta
 
@@ -56,7 +62,12 @@ USERS = (
     DemoUser("carol", "Carol Zhang", LockReason.LICENSE_EXPIRED, licence="Sales Partner"),
     DemoUser("dave", "Dave Chen", LockReason.SEAT_LIMIT),
     DemoUser("erin", "Erin Zhao", LockReason.SYSTEM_FAULT),
-    DemoUser("frank", "Frank Liu", LockReason.POLICY_VIOLATION),
+    DemoUser(
+        "frank",
+        "Frank Liu",
+        LockReason.POLICY_VIOLATION,
+        detail={"flagged": {"kind": "bulk_delete", "records": 312, "record_type": "customer"}},
+    ),
     DemoUser(
         "grace",
         "Grace Huang",
@@ -89,6 +100,55 @@ async def has_bot_data(session: AsyncSession) -> bool:
         if await session.scalar(select(table).limit(1)) is not None:
             return True
     return False
+
+
+async def has_platform_data(session: AsyncSession) -> bool:
+    """Whether any row names a channel other than the console: a chat platform's people, real data."""
+    for table in Base.metadata.sorted_tables:
+        if "channel" in table.c:
+            other = select(table.c.channel).where(table.c.channel != CONSOLE).limit(1)
+            if await session.scalar(other) is not None:
+                return True
+    return False
+
+
+async def _may_seed(session: AsyncSession, *, reset: bool) -> bool:
+    """``True`` to (re)seed, ``False`` when the demo is there and no reset was asked; refuses real data."""
+    if await is_demo(session):
+        return reset
+    if not await has_bot_data(session):
+        return True
+    if await has_platform_data(session):
+        raise NotADemoDatabase("this database holds real data; refusing to seed a demo into it")
+    if not reset:
+        raise NotADemoDatabase(
+            "this database holds console chats but no demo; run `unlockbot demo seed --reset` to delete them "
+            "and start the demo"
+        )
+    return True
+
+
+def _require_embedded_crm(settings: Settings) -> None:
+    if settings.crm.backend != "sql":
+        raise ConfigError("crm.backend: the demo runs on the embedded 'sql' backend only")
+
+
+async def start_over(settings: Settings) -> None:
+    """Empty a demo (or console-only) database before the app opens it, so nothing left in it can stop a reset.
+
+    ``open_app`` refuses a signed audit trail whose key file is gone; the demo's trail is not worth
+    keeping, so it goes with the rest, and the anchor with it. Real data is refused and left as it is.
+    """
+    _require_embedded_crm(settings)
+    database = Database(settings.database_url)
+    try:
+        await database.upgrade()
+        async with database.session() as session, session.begin():
+            if await _may_seed(session, reset=True):
+                await clear_bot_tables(session)
+    finally:
+        await database.dispose()
+    AnchorFile(anchor_path(settings)).forget()
 
 
 async def require_demo(session: AsyncSession) -> None:
@@ -162,18 +222,18 @@ def _crm_rows(now: datetime) -> list[Any]:
 
 
 async def seed(app: App, *, reset: bool) -> bool:
-    """Fill the demo; ``False`` when it was already there and ``reset`` was not asked for."""
+    """Fill the demo; ``False`` when it was already there and ``reset`` was not asked for.
+
+    With ``reset`` it starts over in a database holding the demo or only console chats; real data is refused.
+    """
     now = app.clock.now()
+    if not isinstance(app.crm, SqlCrm):
+        raise ConfigError("crm.backend: the demo runs on the embedded 'sql' backend only")
     async with app.database.session() as session, session.begin():
-        demo = await is_demo(session)
-        if not demo and await has_bot_data(session):
-            raise NotADemoDatabase("this database holds real data; refusing to seed a demo into it")
-        if demo and not reset:
+        if not await _may_seed(session, reset=reset):
             return False
         await clear_bot_tables(session)
     app.audit.anchor.forget()  # the trail starts over on purpose: the old anchor names a chain that is gone
-    if not isinstance(app.crm, SqlCrm):
-        raise ConfigError("crm.backend: the demo runs on the embedded 'sql' backend only")
     crm_db = app.crm.database
     async with crm_db.engine.begin() as connection:
         await connection.run_sync(CrmBase.metadata.drop_all)

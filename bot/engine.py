@@ -47,6 +47,7 @@ from bot.requests.notifications import requeue, take_pending
 from bot.requests.outbox import OutboxWorker
 from bot.storage.db import Database
 from bot.storage.models import ChatIdentity, Conversation, Notification, ProcessedEvent
+from bot.storage.upsert import insert_if_absent
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ class Engine:
                     locale = conversation.locale
                     replies = await self._pending_notifications(session, conversation, inbound) + replies
                     # Rendered inside the transaction: a template that fails changes nothing either.
-                    rendered = [self._renderer.render(reply, locale) for reply in replies]
+                    rendered = [self._renderer.render(reply, locale, inbound.timezone) for reply in replies]
             except BotError as exc:
                 note.outcome = TurnOutcome.FAILED
                 log.warning("turn failed for %s:%s: %s", inbound.channel, inbound.user_id, exc)
@@ -187,7 +188,7 @@ class Engine:
                     rendered = self._followed_by(rendered, await self._carry_out(inbound, queued))
                 return rendered
             await self._offer_menu_after_failure(inbound)
-            return [self._renderer.render(failure, locale)]
+            return [self._renderer.render(failure, locale, inbound.timezone)]
 
     @staticmethod
     def _followed_by(rendered: list[Rendered], after: list[Rendered]) -> list[Rendered]:
@@ -214,7 +215,7 @@ class Engine:
             async with self._db.session() as session, session.begin():
                 conversation = await self._conversation(session, inbound)
                 replies = await self._pending_notifications(session, conversation, inbound)
-                return [self._renderer.render(reply, conversation.locale) for reply in replies]
+                return [self._renderer.render(reply, conversation.locale, inbound.timezone) for reply in replies]
         except Exception:
             log.exception("queued work for %s:%s is left to the housekeeper", inbound.channel, inbound.user_id)
             return []
@@ -288,17 +289,21 @@ class Engine:
                 if username in served:
                     continue  # one of the person's accounts on this channel is enough
                 account = account_key(channel, team_id, user_id)
-                pending = await take_pending(session, now=now, username=username, account=account)
-                if not pending:
-                    continue  # all of it is for the person's other accounts
-                served.add(username)
+                # The conversation first, as a turn takes it before the notifications: in the other order a turn
+                # of the same person at the same moment (on any replica) would deadlock with this delivery.
                 conversation = await session.scalar(
-                    select(Conversation).where(
+                    select(Conversation)
+                    .where(
                         Conversation.channel == channel,
                         Conversation.team_id == team_id,
                         Conversation.user_id == user_id,
                     )
+                    .with_for_update()
                 )
+                pending = await take_pending(session, now=now, username=username, account=account)
+                if not pending:
+                    continue  # all of it is for the person's other accounts
+                served.add(username)
                 replies = [reply for _, reply in pending]
                 if conversation is not None:
                     self._offer(conversation, replies)
@@ -334,35 +339,44 @@ class Engine:
 
     async def _seen_before(self, session: AsyncSession, inbound: Inbound) -> bool:
         assert inbound.event_id is not None
-        if await session.get(ProcessedEvent, (inbound.channel, inbound.event_id)) is not None:
-            log.info("duplicate event %s:%s ignored", inbound.channel, inbound.event_id)
-            return True
-        session.add(ProcessedEvent(channel=inbound.channel, event_id=inbound.event_id, at=self._services.clock.now()))
-        return False
+        # Noted before any work. Of two deliveries at once (a platform's retry reaching another replica), one
+        # inserts the id; the other's insert waits for that turn to commit, then finds the id and drops the
+        # event instead of failing. Were the first turn to fail, its id goes with it and the retry is handled.
+        noted = {"channel": inbound.channel, "event_id": inbound.event_id, "at": self._services.clock.now()}
+        if await insert_if_absent(session, ProcessedEvent, noted):
+            return False
+        log.info("duplicate event %s:%s ignored", inbound.channel, inbound.event_id)
+        return True
 
     async def _conversation(self, session: AsyncSession, inbound: Inbound) -> Conversation:
-        conversation = await session.scalar(
-            select(Conversation)
-            .where(
-                Conversation.channel == inbound.channel,
-                Conversation.team_id == inbound.team_id,
-                Conversation.user_id == inbound.user_id,
-            )
-            .with_for_update()
+        mine = select(Conversation).where(
+            Conversation.channel == inbound.channel,
+            Conversation.team_id == inbound.team_id,
+            Conversation.user_id == inbound.user_id,
         )
-        if conversation is None:
-            conversation = Conversation(
-                channel=inbound.channel,
-                team_id=inbound.team_id,
-                user_id=inbound.user_id,
-                locale=inbound.locale_hint if inbound.locale_hint in LOCALES else self._default_locale,
-                locale_chosen=False,
-                data={},
-                offered=[],
-                prompt="[]",
-                updated_at=self._services.clock.now(),
-            )
-            session.add(conversation)
+        # Locked for the turn: another replica's turn of the same person waits here rather than interleave.
+        conversation = await session.scalar(mine.with_for_update())
+        if conversation is not None:
+            return conversation
+        # A first message. Two at once (on two replicas) both get here: one inserts the row, the other's
+        # insert waits for that turn, inserts nothing, and takes the row below once the first has committed.
+        await insert_if_absent(
+            session,
+            Conversation,
+            {
+                "channel": inbound.channel,
+                "team_id": inbound.team_id,
+                "user_id": inbound.user_id,
+                "locale": inbound.locale_hint if inbound.locale_hint in LOCALES else self._default_locale,
+                "locale_chosen": False,
+                "data": {},
+                "offered": [],
+                "prompt": "[]",
+                "updated_at": self._services.clock.now(),
+            },
+        )
+        conversation = await session.scalar(mine.with_for_update())
+        assert conversation is not None
         return conversation
 
     def _locale(self, conversation: Conversation, inbound: Inbound) -> str:

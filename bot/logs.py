@@ -52,7 +52,7 @@ _SLACK_TOKEN = re.compile(r"\bxox[a-z]-[\w-]+|\bxapp-[\w-]+")
 # key: value, key=value, 'key': 'value' and "key": "value", where the key names a credential.
 _CREDENTIAL = re.compile(
     r"""(?ix)
-    (?P<key>(?<![\w-])[\w-]{0,40}(?:authorization|secret|password|passwd|token|api[_-]?key|cookie)[\w-]{0,20}
+    (?P<key>(?<![\w-])[\w-]{0,40}(?:authorization|secret|password|passwd|token|ticket|api[_-]?key|access[_-]?key|cookie)[\w-]{0,20}
         ["']?\s*[:=]\s*)
     (?:
         (?P<quote>["'])(?P<scheme>(?:bearer|basic|bot|token)\s+)?[^"'\n]*(?P=quote)

@@ -41,6 +41,8 @@ class Inbound:
     locale_hint: str | None = None
     # True when the person chose the language themselves (``--lang``), not the platform.
     locale_explicit: bool = False
+    # The person's IANA time zone when their platform profile gives one (Slack): times in replies use it.
+    timezone: str | None = None
     event_id: str | None = None
     # Said where others can read it (a group or channel): no codes here.
     public: bool = False

@@ -4,6 +4,12 @@ The Jinja ``Environment`` is built by ``make_environment`` and passed in; it
 uses ``StrictUndefined`` so a missing value fails a test instead of printing
 nothing. Button labels live in ``templates/<locale>/labels.yaml``; every
 locale must define the same labels and the same templates.
+
+Times are shown in the person's time zone when the reply is given one, else in
+``[bot] timezone``, else in the locale's own (``LOCALE_ZONES``), and written
+the locale's way by the one ``when`` filter. Templates read ``locale`` and
+``timezone`` from their context, so a template that imports macros which
+show times imports them ``with context``.
 """
 
 from __future__ import annotations
@@ -12,8 +18,9 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, pass_context
@@ -27,15 +34,79 @@ from bot.messages import LOCALES, Rendered, RenderedButton, Reply
 
 _BLANK_LINES = re.compile(r"\n{3,}")
 
+# The zone times are shown in when neither the person's nor ``[bot] timezone`` is known.
+LOCALE_ZONES = {"zh-CN": "Asia/Shanghai", "en": "UTC"}
+# Beijing time is what a Chinese reader assumes, so only another zone is named in a Chinese reply.
+_ZH_HOME_OFFSET = timedelta(hours=8)
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@lru_cache(maxsize=256)
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None  # a zone from a chat profile that this machine does not know: the default is used
+
+
+def _offset_name(offset: timedelta) -> str:
+    """``UTC``, ``UTC+8``, ``UTC-3:30``."""
+    if not offset:
+        return "UTC"
+    minutes = int(offset.total_seconds() // 60)
+    sign, minutes = ("+" if minutes > 0 else "-"), abs(minutes)
+    hours, rest = divmod(minutes, 60)
+    return f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
+
+
+def _zone_note(local: datetime, locale: str) -> str:
+    offset = local.utcoffset() or timedelta()
+    if locale == "zh-CN":
+        return "" if offset == _ZH_HOME_OFFSET else f"（{_offset_name(offset)}）"
+    return f" {_offset_name(offset)}"
+
+
+def _date(local: datetime, locale: str) -> str:
+    if locale == "zh-CN":
+        return f"{local.year}年{local.month}月{local.day}日"
+    return f"{local.day} {_MONTHS[local.month - 1]} {local.year},"
+
+
+def format_time(value: datetime, locale: str, zone: ZoneInfo) -> str:
+    """A moment as a reader of ``locale`` writes it: ``2026年11月29日 17:00``, ``29 Nov 2026, 09:00 UTC``."""
+    local = value.astimezone(zone)
+    return f"{_date(local, locale)} {local:%H:%M}{_zone_note(local, locale)}"
+
+
+def format_period(start: datetime, end: datetime, locale: str, zone: ZoneInfo) -> str:
+    """From one moment to another, the date said once when both fall on the same day."""
+    first, last = start.astimezone(zone), end.astimezone(zone)
+    word = " 至 " if locale == "zh-CN" else " to "
+    if first.date() != last.date() or first.utcoffset() != last.utcoffset():
+        return format_time(first, locale, zone) + word + format_time(last, locale, zone)
+    return f"{_date(first, locale)} {first:%H:%M}{word}{last:%H:%M}{_zone_note(last, locale)}"
+
+
+def _reply_locale(context: Context) -> str:
+    locale = context.get("locale")
+    if locale not in LOCALES or "timezone" not in context:
+        # An imported template sees only its own context unless imported "with context".
+        raise ConfigError(f"{context.name}: needs the reply's locale and time zone; import macros 'with context'")
+    return str(locale)
+
 
 def make_environment(
     templates_dir: Path,
-    timezone: str,
+    timezone: str | None,
     reasons: Mapping[LockReason, ReasonText] | None = None,
     topics: Mapping[str, Topic] | None = None,
 ) -> Environment:
-    """The Jinja environment: ``when`` and ``minutes`` filters; ``reason_text(code)`` and
-    ``topic_text(id)`` give the texts of a lock reason or FAQ topic in the locale being rendered."""
+    """The Jinja environment: ``when``, ``until``, ``minutes`` and ``quoted`` filters; ``reason_text(code)`` and
+    ``topic_text(id)`` give the texts of a lock reason or FAQ topic in the locale being rendered.
+
+    ``timezone`` is ``[bot] timezone``: the zone for a person whose own is not known (``None``: the
+    locale's zone in ``LOCALE_ZONES``).
+    """
     env = Environment(
         loader=FileSystemLoader(templates_dir),
         undefined=StrictUndefined,
@@ -44,19 +115,38 @@ def make_environment(
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
-    zone = ZoneInfo(timezone)
+    configured = ZoneInfo(timezone) if timezone else None
 
-    def when(value: datetime | str | None) -> str:
+    def zone_for(context: Context, locale: str) -> ZoneInfo:
+        person = context.get("timezone")
+        return (_zone(person) if person else None) or configured or ZoneInfo(LOCALE_ZONES[locale])
+
+    def moment(value: datetime | str) -> datetime:
+        # Facts stored as JSON keep their times as ISO text.
+        return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+    @pass_context
+    def when(context: Context, value: datetime | str | None) -> str:
+        locale = _reply_locale(context)
         if value is None:
             return "—"
-        if isinstance(value, str):  # facts stored as JSON keep their times as ISO text
-            value = datetime.fromisoformat(value)
-        local = value.astimezone(zone)
-        return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+        return format_time(moment(value), locale, zone_for(context, locale))
+
+    @pass_context
+    def until(context: Context, start: datetime | str, end: datetime | str) -> str:
+        """``start|until(end)``: a span of time, such as a maintenance window."""
+        locale = _reply_locale(context)
+        return format_period(moment(start), moment(end), locale, zone_for(context, locale))
 
     def minutes(value: timedelta | float | int) -> int:
         seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
         return max(1, math.ceil(seconds / 60))
+
+    @pass_context
+    def quoted(context: Context, value: object) -> str:
+        """Words from outside the bot (the CRM's, a person's), marked as a quotation, never part of a sentence."""
+        text = str(value).strip()
+        return f"“{text}”" if context.get("locale") == "zh-CN" else f'"{text}"'
 
     @pass_context
     def reason_text(context: Context, code: str) -> dict[str, object]:
@@ -72,7 +162,9 @@ def make_environment(
         return {"title": topic.title[locale], "answer": topic.answer[locale]}
 
     env.filters["when"] = when
+    env.filters["until"] = until
     env.filters["minutes"] = minutes
+    env.filters["quoted"] = quoted
     env.globals["reason_text"] = reason_text
     env.globals["topic_text"] = topic_text
     return env
@@ -119,9 +211,10 @@ class Renderer:
     def label(self, key: str, locale: str, params: Mapping[str, object] | None = None) -> str:
         return self._labels[locale][key].render(locale=locale, **(params or {})).strip()
 
-    def render(self, reply: Reply, locale: str) -> Rendered:
+    def render(self, reply: Reply, locale: str, timezone: str | None = None) -> Rendered:
+        """``timezone``: the person's own IANA zone, when their chat profile gives one."""
         template = self._env.get_template(f"{locale}/{reply.template}.j2")
-        text = template.render(locale=locale, **reply.context).strip()
+        text = template.render(locale=locale, timezone=timezone, **reply.context).strip()
         return Rendered(
             text=_BLANK_LINES.sub("\n\n", text),
             buttons=tuple(RenderedButton(b.action, self.label(b.label, locale, b.params)) for b in reply.buttons),

@@ -6,6 +6,8 @@ machine, and reads what a shell script would: the status and the lines on standa
 
 from __future__ import annotations
 
+import os
+import pty
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import App, open_app
+from bot.cli import locale_from_environment
 from bot.clock import ManualClock
 from bot.config import Settings
 from bot.errors import ConfigError
@@ -29,10 +32,8 @@ def lines(text: str) -> list[str]:
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    cli = Cli(tmp_path)
-    cli.run("demo", "seed", "--reset")
-    return cli
+def cli(demo_home: Path) -> Cli:
+    return Cli(demo_home)  # a copy of a folder where `demo seed --reset` ran
 
 
 def use_a_real_crm(cli: Cli) -> None:
@@ -164,3 +165,98 @@ def test_faq_says_plainly_when_a_question_is_not_about_the_crm(cli: Cli) -> None
     assert "Closest topics" not in said
     said = cli.run("faq", "明天上海天气怎么样", "--lang", "zh").stdout
     assert "只负责" in said
+
+
+# --- the demo's first run: starting over, and the shell's language -------------------------------------------------
+
+
+def speaking(cli: Cli, lang: str) -> Cli:
+    for name in ("LC_ALL", "LC_MESSAGES"):
+        cli.env.pop(name, None)
+    cli.env["LANG"] = lang
+    return cli
+
+
+def test_demo_seed_reset_starts_over_after_console_chats_and_a_lost_audit_key(cli: Cli) -> None:
+    cli.run("demo", "clear")
+    cli.run("chat", "--as", "alice", "--lang", "en", stdin="hello\n")  # a console chat without the demo
+    refused = cli.run("demo", check=False)
+    assert refused.returncode == 2
+    [line] = lines(refused.stderr)
+    assert "unlockbot demo seed --reset" in line
+
+    assert cli.run("demo", "seed", "--reset").stdout.strip() == "demo seeded"
+
+    (cli.home / ".unlockbot" / "audit.key").unlink()  # the trail is signed with a key that is gone
+    assert cli.run("demo", "seed", "--reset").stdout.strip() == "demo seeded"
+    assert cli.run("audit", "verify").returncode == 0
+
+
+def test_demo_seed_reset_refuses_what_a_chat_platform_wrote(cli: Cli) -> None:
+    cli.run("demo", "clear")
+    database = cli.home / ".unlockbot" / "unlockbot.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "INSERT INTO processed_events (channel, event_id, at) VALUES ('telegram', 'update-1', '2026-11-29 09:00')"
+        )
+    refused = cli.run("demo", "seed", "--reset", check=False)
+    assert refused.returncode == 2
+    [line] = lines(refused.stderr)
+    assert "real data" in line
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT channel FROM processed_events").fetchall() == [("telegram",)]
+
+
+@pytest.mark.parametrize(
+    ("lang", "greeting"),
+    [("en_US.UTF-8", "Hi carol, I'm the CRM unlock assistant"), ("zh_CN.UTF-8", "我是 CRM 解锁助手")],
+)
+def test_the_demo_chats_in_the_shells_language(cli: Cli, lang: str, greeting: str) -> None:
+    said = speaking(cli, lang).run("demo", stdin="carol\n/quit\n").stdout
+    assert greeting in said
+    assert "Language / 语言:" not in said  # the question; the menu has a button of that name
+
+
+def test_the_demo_asks_for_a_language_at_a_terminal_when_the_shell_speaks_neither(cli: Cli) -> None:
+    speaking(cli, "C.UTF-8")
+    piped = cli.run("demo", stdin="carol\n/quit\n").stdout  # not a terminal: the bot's default, nothing asked
+    assert "Language / 语言:" not in piped
+    assert "我是 CRM 解锁助手" in piped
+
+    terminal, replica = pty.openpty()
+    try:
+        os.write(terminal, b"2\ncarol\n/quit\n")  # typed ahead: the terminal holds the lines until they are read
+        chat = subprocess.run(
+            [sys.executable, "-m", "bot", "demo"],
+            stdin=replica,
+            capture_output=True,
+            text=True,
+            cwd=cli.home,
+            env=cli.env,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(replica)
+        os.close(terminal)
+    assert chat.returncode == 0, chat.stderr
+    assert "Language / 语言:" in chat.stdout
+    assert "Hi carol, I'm the CRM unlock assistant" in chat.stdout
+
+
+@pytest.mark.parametrize(
+    ("environ", "locale"),
+    [
+        ({"LANG": "zh_CN.UTF-8"}, "zh-CN"),
+        ({"LANG": "zh_TW.UTF-8"}, "zh-CN"),
+        ({"LANG": "en_GB.UTF-8"}, "en"),
+        ({"LANG": "en"}, "en"),
+        ({"LANG": "fr_FR.UTF-8"}, None),
+        ({"LANG": "C.UTF-8"}, None),
+        ({}, None),
+        ({"LANG": "en_US.UTF-8", "LC_ALL": "zh_CN.UTF-8"}, "zh-CN"),
+        ({"LANG": "zh_CN.UTF-8", "LC_MESSAGES": "en_US.UTF-8"}, "en"),
+    ],
+)
+def test_the_shells_language_is_read_as_the_c_library_reads_it(environ: dict[str, str], locale: str | None) -> None:
+    assert locale_from_environment(environ) == locale

@@ -20,9 +20,8 @@ def mode(path: Path) -> int:
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    cli = Cli(tmp_path)
-    cli.run("demo", "seed", "--reset")
+def cli(demo_home: Path) -> Cli:
+    cli = Cli(demo_home)  # a copy of a folder where `demo seed --reset` ran
     # A few turns, each followed by the housekeeper, which keeps the anchor.
     cli.run("chat", "--as", "alice", "--lang", "en", stdin="unlock me\n000000\n")
     return cli

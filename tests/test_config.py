@@ -29,7 +29,7 @@ def test_an_empty_file_and_environment_give_the_defaults(tmp_path: Path) -> None
     settings = load_settings(write(tmp_path, ""), {})
     assert settings == Settings()
     assert settings.bot.default_locale == "zh-CN"
-    assert settings.bot.timezone == "UTC"
+    assert settings.bot.timezone is None  # each locale's own: Asia/Shanghai for zh-CN, UTC for en
     assert settings.totp.max_failures == 5
     assert settings.crm.backend == "sql"
     assert settings.crm.timeout_seconds == 5.0

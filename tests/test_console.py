@@ -54,10 +54,8 @@ class Cli:
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    cli = Cli(tmp_path)
-    cli.run("demo", "seed", "--reset")
-    return cli
+def cli(demo_home: Path) -> Cli:
+    return Cli(demo_home)  # a copy of a folder where `demo seed --reset` ran
 
 
 def test_carol_hears_about_the_licence_in_both_languages(cli: Cli) -> None:

@@ -22,7 +22,7 @@ import pytest
 from bot import admin, demo
 from bot.app import App
 from bot.cli import main
-from bot.config import LogSettings, load_settings
+from bot.config import LogSettings, Settings, load_settings
 from bot.logs import LogSetup, Redactor, configure, secrets_of
 from bot.serve import serve
 from tests.fakes.telegram_api import FakeBotApi, Person
@@ -194,6 +194,10 @@ def test_email_addresses_keep_only_their_first_letter_and_domain(text: str, mask
 def test_the_example_config_documents_the_defaults() -> None:
     example = tomllib.loads((ROOT / "unlockbot.example.toml").read_text(encoding="utf-8"))
     assert LogSettings.model_validate(example["log"]) == LogSettings()
+    defaults = Settings()
+    for channel in ("telegram", "slack", "feishu", "dingtalk", "wecom"):  # a straight copy turns nothing on
+        section = getattr(defaults, channel)
+        assert type(section).model_validate(example[channel]) == section, channel
 
 
 def test_the_command_line_writes_json_once_the_settings_say_so(

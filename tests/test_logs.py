@@ -62,6 +62,9 @@ def start(logged: tuple[io.StringIO, list[LogSetup]], verbosity: int) -> LogSetu
         ("POST /token?client_secret=abc123&grant_type=x", ["abc123"], ["grant_type=x"]),
         ("otpauth://totp/unlockbot:alice?secret=JBSWY3DPEHPK3PXP&issuer=unlockbot", ["JBSWY3DPEHPK3PXP"], ["issuer"]),
         ("password=hunter2 user=bob", ["hunter2"], ["user=bob"]),
+        # Feishu's long-connection URL carries a ticket; other platforms sign with access keys.
+        ("GET wss://open.feishu.cn/ws?device_id=7&ticket=t-6a1b2c&service_id=3", ["t-6a1b2c"], ["service_id=3"]),
+        ('{"access_key": "ak-9f8e7d", "region": "cn"}', ["ak-9f8e7d"], ["region"]),
         # Passwords in URLs.
         ("connect postgresql+psycopg://bot:hunter2@db:5432/bot", ["hunter2"], ["postgresql+psycopg://bot:", "@db"]),
         # Link codes, with or without dashes, and in a deep link.

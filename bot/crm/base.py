@@ -5,10 +5,17 @@ declares in ``capabilities`` what it can tell or do; a flow asks
 ``Capability.X in crm.capabilities`` before relying on it and says plainly
 what the bot cannot check. Backends raise only ``bot.errors.CrmError`` and its
 children: ``CrmUnavailable`` when the backend is down or slow.
+
+Facts that a reply puts into a sentence are structured (``ActionKind``,
+``RecordType``, counts, ``IncidentState``, ``Place``) so that each locale's
+templates can say them in their own words. The CRM's own text (an action's
+name, a detail, an incident title, a note) is kept beside them, and a reply
+shows it only as a quotation.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,6 +53,105 @@ class Capability(StrEnum):
     PROBE = "probe"
 
 
+def _code(text: object) -> str:
+    """A vendor's word as a code: "Bulk Delete" and "bulk-delete" are both ``bulk_delete``."""
+    return re.sub(r"[\s\-]+", "_", str(text).strip().lower())
+
+
+class ActionKind(StrEnum):
+    """What kind of action the CRM flagged, whatever the vendor calls it."""
+
+    BULK_DELETE = "bulk_delete"
+    BULK_EXPORT = "bulk_export"
+    BULK_UPDATE = "bulk_update"
+    PERMISSION_CHANGE = "permission_change"
+    OTHER = "other"
+
+    @classmethod
+    def read(cls, text: str | None) -> ActionKind:
+        """The kind a vendor's action code stands for; ``OTHER`` for anything else, prose included."""
+        code = _code(text or "")
+        return _ACTION_CODES.get(code) or (cls(code) if code in set(cls) else cls.OTHER)
+
+
+_ACTION_CODES = {
+    "mass_delete": ActionKind.BULK_DELETE,
+    "mass_export": ActionKind.BULK_EXPORT,
+    "export": ActionKind.BULK_EXPORT,
+    "mass_update": ActionKind.BULK_UPDATE,
+    "role_change": ActionKind.PERMISSION_CHANGE,
+}
+
+
+class RecordType(StrEnum):
+    """The kind of CRM record an action touched."""
+
+    CUSTOMER = "customer"
+    CONTACT = "contact"
+    LEAD = "lead"
+    OPPORTUNITY = "opportunity"
+    OTHER = "other"
+
+    @classmethod
+    def read(cls, text: object) -> RecordType | None:
+        """The record type a vendor's word stands for; ``None`` when the CRM does not say."""
+        if not text:
+            return None
+        code = _code(text).removesuffix("s")
+        code = {"account": "customer", "deal": "opportunity", "opportunitie": "opportunity"}.get(code, code)
+        return cls(code) if code in set(cls) else cls.OTHER
+
+
+class IncidentState(StrEnum):
+    """Where the fix of an incident stands (the states of common status pages)."""
+
+    INVESTIGATING = "investigating"
+    IDENTIFIED = "identified"
+    MONITORING = "monitoring"
+    RESOLVED = "resolved"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def read(cls, status: str | None) -> IncidentState:
+        code = _code(status or "")
+        code = _INCIDENT_WORDS.get(code, code)
+        return cls(code) if code in set(cls) else cls.UNKNOWN
+
+
+_INCIDENT_WORDS = {
+    "open": "investigating",
+    "new": "investigating",
+    "in_progress": "identified",
+    "fixing": "identified",
+    "fixed": "monitoring",
+    "closed": "resolved",
+}
+
+_CITY_AND_COUNTRY = re.compile(r"^\s*(?P<city>[^,]+?)\s*,\s*(?P<country>[A-Za-z]{2})\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a sign-in came from, as the CRM's geo-IP lookup has it."""
+
+    country: str | None = None  # ISO 3166-1 alpha-2, e.g. "CN"
+    city: str | None = None  # as the CRM spells it, e.g. "Chengdu"
+    # The city's name per locale ("zh-CN": "成都") when the CRM's geo data gives it.
+    city_names: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, text: str | None) -> Place | None:
+        """A place from the usual "City, CC" text, or a bare country code; ``None`` for any other text."""
+        if not text:
+            return None
+        found = _CITY_AND_COUNTRY.match(text)
+        if found:
+            return cls(country=found["country"].upper(), city=found["city"])
+        if re.fullmatch(r"[A-Z]{2}", text.strip()):
+            return cls(country=text.strip())
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class Account:
     username: str
@@ -59,14 +165,26 @@ class LoginAttempt:
     at: datetime
     ip: str
     success: bool
-    location: str | None = None
+    location: str | None = None  # the CRM's own text
+    place: Place | None = None  # left out: read from ``location`` where it has the usual form
+
+    def __post_init__(self) -> None:
+        if self.place is None:
+            object.__setattr__(self, "place", Place.read(self.location))
 
 
 @dataclass(frozen=True, slots=True)
 class FlaggedAction:
     at: datetime
-    action: str
-    detail: str
+    action: str  # the CRM's own name for it
+    detail: str  # the CRM's own words
+    kind: ActionKind = ActionKind.OTHER  # left as OTHER: read from ``action`` when that is a known code
+    records: int | None = None  # how many records it touched
+    record_type: RecordType | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind is ActionKind.OTHER:
+            object.__setattr__(self, "kind", ActionKind.read(self.action))
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +208,14 @@ class MaintenanceWindow:
 @dataclass(frozen=True, slots=True)
 class Incident:
     id: str
-    title: str
+    title: str  # the CRM's own words
     started_at: datetime
-    status: str
+    status: str  # the CRM's own word
     resolved_at: datetime | None = None
+    state: IncidentState = field(init=False)  # always read from ``status``
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", IncidentState.read(self.status))
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,14 +226,19 @@ class Evidence:
     flagged_action: FlaggedAction | None = None
     licence: LicenceInfo | None = None
     ip: str | None = None
-    location: str | None = None
+    location: str | None = None  # the CRM's own text for where ``ip`` is
     # For rate limits: how many operations in which window, and when the limit lifts.
     operations: int | None = None
     window_minutes: int | None = None
     lifts_at: datetime | None = None
     maintenance: MaintenanceWindow | None = None
     incident: Incident | None = None
-    detail: str = ""
+    detail: str = ""  # the CRM's own words
+    place: Place | None = None  # left out: read from ``location`` where it has the usual form
+
+    def __post_init__(self) -> None:
+        if self.place is None:
+            object.__setattr__(self, "place", Place.read(self.location))
 
 
 @dataclass(frozen=True, slots=True)

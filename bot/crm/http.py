@@ -3,15 +3,14 @@
 ``http_client`` builds the ``httpx.AsyncClient``; ``send`` turns a refused
 connection, a time-out, a 5xx or a 429 into ``CrmUnavailable``, so the vendor
 modules read only answers that mean something; ``ClientCredentials`` keeps an
-OAuth client-credentials token and renews it once when the CRM refuses it;
-``DoneKeys`` remembers which idempotency keys were carried out.
+OAuth client-credentials token and renews it once when the CRM refuses it.
+Which idempotency keys were carried out is kept in ``bot.storage.crm_keys``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -70,26 +69,6 @@ def required_time(value: Any, name: str) -> datetime:
     if when is None:
         raise ValueError(f"{name} is missing")
     return when
-
-
-class DoneKeys:
-    """Idempotency keys whose action was carried out by this process, with what it returned; the oldest go first."""
-
-    def __init__(self, size: int = 10_000) -> None:
-        self._size = size
-        self._done: OrderedDict[str, Any] = OrderedDict()
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._done
-
-    def get(self, key: str) -> Any:
-        return self._done.get(key)
-
-    def add(self, key: str, result: Any = None) -> None:
-        self._done[key] = result
-        self._done.move_to_end(key)
-        while len(self._done) > self._size:
-            self._done.popitem(last=False)
 
 
 class ClientCredentials:

@@ -33,9 +33,10 @@ from bot.crm.base import (
     Reachability,
     SystemStatus,
 )
-from bot.crm.http import ClientCredentials, DoneKeys, http_client, read_json
+from bot.crm.http import ClientCredentials, http_client, read_json
 from bot.crm.sql import mask_email
 from bot.errors import AccountNotFound, CrmError, CrmUnsupported
+from bot.storage.crm_keys import DoneKeys, MemoryKeys
 
 SYSTEM = "Keycloak"
 # A token is renewed this long before Keycloak says it expires, so a call never carries a dying one.
@@ -58,7 +59,9 @@ class KeycloakCrm:
 
     name = "keycloak"
 
-    def __init__(self, settings: KeycloakSettings, clock: Clock, *, timeout: float) -> None:
+    def __init__(
+        self, settings: KeycloakSettings, clock: Clock, *, timeout: float, keys: DoneKeys | None = None
+    ) -> None:
         self._settings = settings
         self._clock = clock
         self._client = http_client(settings.base_url, timeout=timeout, ca_file=settings.ca_file)
@@ -72,8 +75,8 @@ class KeycloakCrm:
             system=SYSTEM,
             clock=clock,
         )
-        self._unlocked = DoneKeys()
-        self._resets = DoneKeys()
+        # The keys already carried out: in the database (``StoredKeys``) when replicas share the work.
+        self._keys: DoneKeys = keys if keys is not None else MemoryKeys()
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -136,7 +139,7 @@ class KeycloakCrm:
             raise CrmError(f"{SYSTEM} answered a brute-force status we cannot read: {exc!r}") from exc
 
     async def unlock(self, username: str, *, idempotency_key: str) -> None:
-        if idempotency_key in self._unlocked:
+        if await self._keys.result(f"unlock:{idempotency_key}") is not None:
             return
         user = await self._user(username)
         # Both steps are idempotent: clearing no failures and enabling an enabled user change nothing.
@@ -145,12 +148,12 @@ class KeycloakCrm:
         if not user.get("enabled", True):
             response = await self._call("PUT", f"/users/{_id(user)}", json={"enabled": True})
             self._check(response, username=username)
-        self._unlocked.add(idempotency_key)
+        await self._keys.done(f"unlock:{idempotency_key}", {})
 
     async def reset_password(self, username: str, *, idempotency_key: str) -> PasswordReset:
-        done: PasswordReset | None = self._resets.get(idempotency_key)
+        done = await self._keys.result(f"reset_password:{idempotency_key}")
         if done is not None:
-            return done
+            return PasswordReset(sent_to=done.get("sent_to"))
         user = await self._user(username)
         email = str(user.get("email") or "")
         if not email:
@@ -159,7 +162,7 @@ class KeycloakCrm:
         response = await self._call("PUT", f"/users/{_id(user)}/execute-actions-email", json=["UPDATE_PASSWORD"])
         self._check(response, username=username)
         reset = PasswordReset(sent_to=mask_email(email))
-        self._resets.add(idempotency_key, reset)
+        await self._keys.done(f"reset_password:{idempotency_key}", {"sent_to": reset.sent_to})
         return reset
 
     async def add_trusted_ip(self, username: str, ip: str, *, note: str) -> None:

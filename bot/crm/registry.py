@@ -21,19 +21,26 @@ from bot.crm.resilient import ResilientCrm
 from bot.crm.rest import RestCrm
 from bot.crm.salesforce import SalesforceCrm
 from bot.crm.sql import SqlCrm
+from bot.storage.crm_keys import StoredKeys
 from bot.storage.db import Database
 
 
-def build_crm(settings: Settings, clock: Clock) -> SqlCrm | ResilientCrm:
-    """The configured backend, ready to use; the caller closes it with ``aclose``."""
+def build_crm(settings: Settings, clock: Clock, database: Database | None = None) -> SqlCrm | ResilientCrm:
+    """The configured backend, ready to use; the caller closes it with ``aclose``.
+
+    With the bot's ``database``, the idempotency keys of Salesforce and Keycloak unlocks are kept there,
+    shared by every replica; without it (a one-off check), in memory.
+    """
     crm = settings.crm
     if crm.backend == "sql":
         return SqlCrm(Database(settings.crm_database_url), clock, timeout=crm.timeout_seconds)
     backend: CrmBackend
     if crm.backend == "salesforce":
-        backend = SalesforceCrm(crm.salesforce, timeout=crm.timeout_seconds)
+        keys = StoredKeys(database, clock, "salesforce") if database is not None else None
+        backend = SalesforceCrm(crm.salesforce, timeout=crm.timeout_seconds, keys=keys)
     elif crm.backend == "keycloak":
-        backend = KeycloakCrm(crm.keycloak, clock, timeout=crm.timeout_seconds)
+        keys = StoredKeys(database, clock, "keycloak") if database is not None else None
+        backend = KeycloakCrm(crm.keycloak, clock, timeout=crm.timeout_seconds, keys=keys)
     else:
         backend = RestCrm(crm.rest, timeout=crm.timeout_seconds)
     resilience = crm.resilience

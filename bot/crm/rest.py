@@ -1,7 +1,10 @@
 """The ``rest`` backend: an in-house CRM behind a JSON admin API, its paths and field names mapped in config.
 
 ``docs/crm-rest-openapi.yaml`` describes what the CRM must answer; what every
-HTTP backend shares is in ``bot.crm.http``.
+HTTP backend shares is in ``bot.crm.http``. Beyond its own words, a CRM may
+give structured facts that replies put into each locale's sentences: a flagged
+action's ``kind``, ``records`` and ``record_type``, and a ``place``
+(``country``, ``city``, ``city_names``) for a sign-in.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import httpx
 from bot.config import RestCrmSettings
 from bot.crm.base import (
     Account,
+    ActionKind,
     Capability,
     Evidence,
     FlaggedAction,
@@ -27,7 +31,9 @@ from bot.crm.base import (
     LoginAttempt,
     MaintenanceWindow,
     PasswordReset,
+    Place,
     Reachability,
+    RecordType,
     SystemStatus,
 )
 from bot.crm.http import http_client, parse_time, read_json, required_time, send
@@ -59,9 +65,39 @@ def _message(response: httpx.Response) -> str:
     return str(body)[:200]
 
 
+def _place(data: Any) -> Place | None:
+    """A ``place`` object; ``None`` when there is none (the location text is then read instead)."""
+    if not isinstance(data, Mapping):
+        return None
+    names = data.get("city_names")
+    return Place(
+        country=str(data["country"]).upper() if data.get("country") else None,
+        city=str(data["city"]) if data.get("city") else None,
+        city_names={str(k): str(v) for k, v in names.items()} if isinstance(names, Mapping) else {},
+    )
+
+
 def _attempt(data: Mapping[str, Any]) -> LoginAttempt:
     at = required_time(data.get("at"), "at")
-    return LoginAttempt(at, str(data.get("ip") or ""), bool(data.get("success", False)), data.get("location"))
+    return LoginAttempt(
+        at,
+        str(data.get("ip") or ""),
+        bool(data.get("success", False)),
+        data.get("location"),
+        _place(data.get("place")),
+    )
+
+
+def _flagged(data: Mapping[str, Any]) -> FlaggedAction:
+    records = data.get("records")
+    return FlaggedAction(
+        required_time(data.get("at"), "flagged_action.at"),
+        str(data["action"]),
+        str(data.get("detail") or ""),
+        kind=ActionKind.read(str(data.get("kind") or data["action"])),
+        records=int(records) if records is not None else None,
+        record_type=RecordType.read(data.get("record_type")),
+    )
 
 
 def _licence(data: Mapping[str, Any]) -> LicenceInfo:
@@ -92,13 +128,7 @@ def _evidence(data: Mapping[str, Any]) -> Evidence:
     flagged = data.get("flagged_action")
     return Evidence(
         failed_attempts=tuple(_attempt(a) for a in data.get("failed_attempts") or ()),
-        flagged_action=FlaggedAction(
-            required_time(flagged.get("at"), "flagged_action.at"),
-            str(flagged["action"]),
-            str(flagged.get("detail") or ""),
-        )
-        if flagged
-        else None,
+        flagged_action=_flagged(flagged) if flagged else None,
         licence=_licence(data["licence"]) if data.get("licence") else None,
         ip=data.get("ip"),
         location=data.get("location"),
@@ -108,6 +138,7 @@ def _evidence(data: Mapping[str, Any]) -> Evidence:
         maintenance=_window(data["maintenance"]) if data.get("maintenance") else None,
         incident=_incident(data["incident"]) if data.get("incident") else None,
         detail=str(data.get("detail") or ""),
+        place=_place(data.get("place")),
     )
 
 

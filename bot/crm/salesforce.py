@@ -33,9 +33,10 @@ from bot.crm.base import (
     Reachability,
     SystemStatus,
 )
-from bot.crm.http import ClientCredentials, DoneKeys, http_client, parse_time, read_json
+from bot.crm.http import ClientCredentials, http_client, parse_time, read_json
 from bot.crm.sql import mask_email
 from bot.errors import AccountNotFound, CrmError, CrmUnavailable, CrmUnsupported
+from bot.storage.crm_keys import DoneKeys, MemoryKeys
 
 SYSTEM = "Salesforce"
 SUCCESS = "Success"
@@ -128,7 +129,7 @@ class SalesforceCrm:
 
     name = "salesforce"
 
-    def __init__(self, settings: SalesforceSettings, *, timeout: float) -> None:
+    def __init__(self, settings: SalesforceSettings, *, timeout: float, keys: DoneKeys | None = None) -> None:
         self._settings = settings
         self._client = http_client(settings.instance_url, timeout=timeout, ca_file=settings.ca_file)
         self._api = f"/services/data/v{settings.api_version}"
@@ -140,8 +141,8 @@ class SalesforceCrm:
             client_secret=settings.client_secret,
             system=SYSTEM,
         )
-        self._unlocked = DoneKeys()
-        self._resets = DoneKeys()
+        # The keys already carried out: in the database (``StoredKeys``) when replicas share the work.
+        self._keys: DoneKeys = keys if keys is not None else MemoryKeys()
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -239,7 +240,7 @@ class SalesforceCrm:
         return lock_from(username, login, history)
 
     async def unlock(self, username: str, *, idempotency_key: str) -> None:
-        if idempotency_key in self._unlocked:
+        if await self._keys.result(f"unlock:{idempotency_key}") is not None:
             return
         user = await self._user(username)
         login = await self._login(user)
@@ -249,19 +250,19 @@ class SalesforceCrm:
                 "PATCH", f"/sobjects/UserLogin/{login.id}", json={"IsPasswordLocked": False, "IsFrozen": False}
             )
             self._check(response, username=username)
-        self._unlocked.add(idempotency_key)
+        await self._keys.done(f"unlock:{idempotency_key}", {})
 
     async def reset_password(self, username: str, *, idempotency_key: str) -> PasswordReset:
-        done: PasswordReset | None = self._resets.get(idempotency_key)
+        done = await self._keys.result(f"reset_password:{idempotency_key}")
         if done is not None:
-            return done
+            return PasswordReset(sent_to=done.get("sent_to"))
         user = await self._user(username)
         # Salesforce e-mails the person a reset link and answers with a temporary password,
         # which the bot neither reads nor keeps.
         response = await self._call("DELETE", f"/sobjects/User/{user.id}/password")
         self._check(response, username=username)
         reset = PasswordReset(sent_to=mask_email(user.email) if user.email else None)
-        self._resets.add(idempotency_key, reset)
+        await self._keys.done(f"reset_password:{idempotency_key}", {"sent_to": reset.sent_to})
         return reset
 
     async def add_trusted_ip(self, username: str, ip: str, *, note: str) -> None:

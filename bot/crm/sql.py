@@ -2,6 +2,12 @@
 
 The default backend, so that the whole product runs on a fresh machine. It
 supports every capability; ``bot.demo`` fills it with demo users.
+
+A user's ``lock_detail`` holds the facts of the lock: the rate-limit numbers,
+the flagged IP and its ``location`` ("Chengdu, CN"), optionally a ``place``
+with the city's names per locale, and under ``flagged`` the kind, record count
+and record type of the flagged action whose own words are in
+``crm_flagged_actions``.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
@@ -19,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock
 from bot.crm.base import (
     Account,
+    ActionKind,
     Capability,
     Evidence,
     FlaggedAction,
@@ -29,7 +37,9 @@ from bot.crm.base import (
     LoginAttempt,
     MaintenanceWindow,
     PasswordReset,
+    Place,
     Reachability,
+    RecordType,
     SystemStatus,
 )
 from bot.crm.sql_schema import (
@@ -51,6 +61,31 @@ from bot.storage.db import Database
 def mask_email(email: str) -> str:
     local, _, domain = email.partition("@")
     return f"{local[:1]}***@{domain}"
+
+
+def _place(location: str | None, given: Any) -> Place | None:
+    """The lock's place: the one ``lock_detail`` spells out, else what its location text says."""
+    if not isinstance(given, dict):
+        return Place.read(location)
+    names = given.get("city_names")
+    return Place(
+        country=given.get("country"),
+        city=given.get("city"),
+        city_names={str(k): str(v) for k, v in names.items()} if isinstance(names, dict) else {},
+    )
+
+
+def _flagged(row: CrmFlaggedAction, facts: Any) -> FlaggedAction:
+    facts = facts if isinstance(facts, dict) else {}
+    records = facts.get("records")
+    return FlaggedAction(
+        row.at,
+        row.action,
+        row.detail,
+        kind=ActionKind.read(facts.get("kind") or row.action),
+        records=int(records) if records is not None else None,
+        record_type=RecordType.read(facts.get("record_type")),
+    )
 
 
 class SqlCrm:
@@ -144,10 +179,11 @@ class SqlCrm:
             failed_attempts=tuple(
                 LoginAttempt(a.at, a.ip, a.success, a.location) for a in sorted(attempts, key=lambda a: a.at)
             ),
-            flagged_action=FlaggedAction(flagged.at, flagged.action, flagged.detail) if flagged else None,
+            flagged_action=_flagged(flagged, detail.get("flagged")) if flagged else None,
             licence=await self._licence_info(session, user),
             ip=detail.get("ip"),
             location=detail.get("location"),
+            place=_place(detail.get("location"), detail.get("place")),
             operations=detail.get("operations"),
             window_minutes=detail.get("window_minutes"),
             lifts_at=datetime.fromisoformat(lifts_at) if lifts_at else None,

@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.crm.base import Capability, LockReason, LockStatus
 from bot.flows.base import Flow, Outcome, Turn
-from bot.flows.facts import json_evidence
+from bot.flows.facts import json_evidence, plain
 from bot.flows.menu import CANCEL, MENU, MENU_BUTTONS
 from bot.flows.verification import ask_code, check_code, not_enrolled
 from bot.messages import Button, Reply
@@ -92,7 +92,8 @@ async def on_code(turn: Turn) -> Outcome:
 async def after_identity(turn: Turn, status: LockStatus) -> Outcome:
     """Identity is settled: ask the reason's questions, or act."""
     if status.reason is LockReason.UNUSUAL_IP and turn.services.policy.rule(status.reason).path is Path.APPROVAL:
-        data = {"ip": status.evidence.ip, "location": status.evidence.location}
+        evidence = status.evidence
+        data = {"ip": evidence.ip, "location": evidence.location, "place": plain(evidence.place)}
         buttons = (Button("ans:yes", "yes"), Button("ans:no", "no"), CANCEL)
         return Outcome([Reply("unlock/ask_travelling", data, buttons)], step="travelling", data=data)
     return await act(turn, status, answers={})

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 from cachetools import LRUCache, TTLCache
 
 from bot.messages import LOCALES, Rendered
+from bot.storage import channel_state
+from bot.storage.leases import LeaseKeeper
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -40,13 +42,14 @@ if TYPE_CHECKING:
     from bot.clock import Clock
     from bot.config import Settings
     from bot.engine import Delivery
+    from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
 RECENT_EVENTS = 10_000  # event keys remembered per process to drop redeliveries before the database sees them
-# A person the platform did not vouch for is asked about again after this long (they may have confirmed
-# their e-mail, or been given a CRM account), not on every message.
-UNLINKED_RECHECK = timedelta(minutes=10)
+# A person is checked again after this long, not on every message: one the platform did not vouch for may
+# have confirmed their e-mail or been given a CRM account since.
+IDENTITY_RECHECK = timedelta(minutes=10)
 PEOPLE_REMEMBERED = 10_000
 
 
@@ -77,6 +80,36 @@ class CardPort(Protocol):
 
     async def redrawn(self, channel: str, destination: str, request_id: int, status_shown: str) -> None: ...
 
+    async def release(self, channel: str, destination: str, request_id: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """What a channel keeps between messages: shared by every replica, kept across restarts.
+
+    Small facts under (kind, key), such as "this group message awaits an answer from this person" or
+    "delete this QR code once enrolment is over" (``bot.storage.channel_state``), and leases for work that
+    one replica at a time must do (a Telegram poller). Never a secret: the table is not encrypted.
+    """
+
+    database: Database
+    clock: Clock
+    channel: str
+
+    async def remember(self, kind: str, key: str, value: str = "", *, lifetime: timedelta | None = None) -> None:
+        until = self.clock.now() + lifetime if lifetime is not None else None
+        await channel_state.remember(self.database, self.channel, kind, key, value, expires_at=until)
+
+    async def recall(self, kind: str, key: str) -> str | None:
+        return await channel_state.recall(self.database, self.channel, kind, key, now=self.clock.now())
+
+    async def take(self, kind: str, key: str) -> str | None:
+        """The fact, for the one caller that removes it; ``None`` for the others."""
+        return await channel_state.take(self.database, self.channel, kind, key, now=self.clock.now())
+
+    def lease(self, name: str, *, ttl: timedelta) -> LeaseKeeper:
+        return LeaseKeeper(self.database, self.clock, f"{self.channel}.{name}", ttl=ttl)
+
 
 @dataclass(frozen=True, slots=True)
 class ChannelContext:
@@ -87,6 +120,10 @@ class ChannelContext:
     label: Callable[[str, str], str]  # (labels.yaml key, locale) -> text: button and platform UI words
     settings: Settings
     clock: Clock
+    database: Database  # for ``memory()`` only: a channel reads and writes nothing else
+
+    def memory(self, channel: str) -> Memory:
+        return Memory(self.database, self.clock, channel)
 
     @classmethod
     def of(cls, app: App) -> ChannelContext:
@@ -99,6 +136,7 @@ class ChannelContext:
             label=lambda key, wanted: app.renderer.label(key, wanted if wanted in LOCALES else locale),
             settings=app.settings,
             clock=app.clock,
+            database=app.database,
         )
 
     @property
@@ -134,8 +172,10 @@ class Channel(ABC):
         self.default_locale = context.default_locale
         self.people = KeyedLocks()
         self._seen: LRUCache[str, bool] = LRUCache(maxsize=RECENT_EVENTS)
-        self._unlinked: TTLCache[tuple[str, str], bool] = TTLCache(
-            maxsize=PEOPLE_REMEMBERED, ttl=UNLINKED_RECHECK.total_seconds()
+        # People checked lately: linked (nothing to do), or not vouched for (not asked about again for a while).
+        # The engine reads who is linked from the database at every turn; this only spares the platform.
+        self._checked: TTLCache[tuple[str, str], bool] = TTLCache(
+            maxsize=PEOPLE_REMEMBERED, ttl=IDENTITY_RECHECK.total_seconds()
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._cards = asyncio.Lock()
@@ -158,16 +198,20 @@ class Channel(ABC):
         return True
 
     async def stop(self) -> None:
-        """Stop receiving, then let the turns under way finish (for a few seconds)."""
+        """Stop receiving, let the turns under way finish (for a few seconds), then close."""
         await self.disconnect()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=5)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await self.close()
 
     async def disconnect(self) -> None:  # noqa: B027 (a channel the platform calls has nothing to close)
-        """Close what ``start`` opened."""
+        """Stop receiving: close the connection or poll loop ``start`` opened."""
+
+    async def close(self) -> None:  # noqa: B027 (most channels send through clients that need no closing)
+        """Release what sending needs (an HTTP client), once the last turn has finished."""
 
     async def deliver(self) -> None:
         """Send what waits: notifications to people, then request cards to the admin destination."""
@@ -179,8 +223,14 @@ class Channel(ABC):
                 if self.worth_retrying(exc):
                     log.warning("%s: notifications for %s wait for the next round", self.name, delivery.user_id)
                     await self.engine.delivery_failed(delivery)
-                else:  # blocked by the person, or refused: sending again would not help
-                    log.error("%s: could not tell %s: %s", self.name, delivery.user_id, describe_error(exc))
+                else:  # blocked by the person, or never opened a chat with the bot: sending again would not help
+                    problem = describe_error(exc)
+                    log.warning(
+                        "%s: could not tell %s, and trying again would not help: %s",
+                        self.name,
+                        delivery.user_id,
+                        problem,
+                    )
         await self.update_cards()
 
     async def check(self) -> str | None:
@@ -247,16 +297,20 @@ class Channel(ABC):
         engine answers them as anyone it does not know. They are not asked about again for a while.
         """
         key = (team_id, user_id)
-        if key in self._unlinked or await self.engine.is_linked(self.name, team_id, user_id):
+        if key in self._checked:
+            return
+        if await self.engine.is_linked(self.name, team_id, user_id):
+            self._checked[key] = True
             return
         address = await email()
         if address is None:
             log.info("%s: no e-mail vouched for %s; not linked", self.name, user_id)
         elif await self.engine.link_verified_email(self.name, team_id, user_id, address):
+            self._checked[key] = True
             return
         else:
             log.info("%s: no active CRM account has the e-mail of %s; not linked", self.name, user_id)
-        self._unlinked[key] = True
+        self._checked[key] = False
 
     async def update_cards(self) -> None:
         """Post cards for new requests to the admin destination, and redraw those whose request moved on."""
@@ -268,17 +322,25 @@ class Channel(ABC):
             for new in await cards.to_post(self.name, destination):
                 try:
                     ref = await self.post_card(destination, new.request_id, new.card)
-                except Exception as exc:  # posted next round
-                    log.error("%s: could not post the card of request %s: %s", self.name, new.request_id, exc)
+                except Exception as exc:  # given back: the next round, on any replica, posts it
+                    self._card_failed("post", new.request_id, exc)
+                    await cards.release(self.name, destination, new.request_id)
                     continue
                 await cards.posted(self.name, destination, new.request_id, ref)
             for moved in await cards.to_redraw(self.name, destination):
                 try:
                     await self.redraw_card(destination, moved.message_ref, moved.request_id, moved.card)
-                except Exception as exc:  # redrawn next round
-                    log.warning("%s: could not redraw the card of request %s: %s", self.name, moved.request_id, exc)
+                except Exception as exc:
+                    self._card_failed("redraw", moved.request_id, exc)
+                    await cards.release(self.name, destination, moved.request_id)
                     continue
                 await cards.redrawn(self.name, destination, moved.request_id, moved.status)
+
+    def _card_failed(self, what: str, request_id: int, error: Exception) -> None:
+        level = logging.WARNING if self.worth_retrying(error) else logging.ERROR
+        log.log(
+            level, "%s: could not %s the card of request %s: %s", self.name, what, request_id, describe_error(error)
+        )
 
 
 def describe_error(error: BaseException) -> str:
@@ -293,6 +355,9 @@ def describe_error(error: BaseException) -> str:
 CHANNELS: dict[str, str] = {
     "telegram": "bot.handlers.telegram:TelegramChannel",
     "slack": "bot.handlers.slack:SlackChannel",
+    "dingtalk": "bot.handlers.dingtalk:DingTalkChannel",
+    "feishu": "bot.handlers.feishu:FeishuChannel",
+    "wecom": "bot.handlers.wecom:WeComChannel",
 }
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from cachetools import LRUCache
+from cachetools import LRUCache, TTLCache
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
@@ -61,6 +61,8 @@ WORKING_REACTION = "hourglass_flowing_sand"
 # A trigger_id opens a modal only within 3 seconds of the click; leave room for the call itself.
 TRIGGER_LIFETIME = 2.5
 _DM_CHANNELS = 10_000  # people's direct-message channel ids remembered
+# A person's Slack profile (language, time zone) is asked for again after this long, not on every message.
+_PROFILE_LIFETIME = 3600.0
 _RATE_LIMIT_RETRIES = 3
 _FAQ_PREFIX = re.compile(r"^faq\b\s*", re.IGNORECASE)
 
@@ -88,6 +90,15 @@ def slack_locale(value: object) -> str | None:
         if value.lower() == locale.lower() or value.split("-")[0].lower() == locale.split("-")[0].lower():
             return locale
     return None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Profile:
+    """What Slack says of a person that the bot uses: language, time zone, and the e-mail it vouches for."""
+
+    locale: str | None
+    timezone: str | None
+    email: str | None
 
 
 class SlackChannel(Channel):
@@ -120,7 +131,7 @@ class SlackChannel(Channel):
             logger=logging.getLogger(f"{__name__}.bolt"),
         )
         self._dms: LRUCache[str, str] = LRUCache(maxsize=_DM_CHANNELS)
-        self._locale_hints: LRUCache[tuple[str, str], str | None] = LRUCache(maxsize=_DM_CHANNELS)
+        self._profiles: TTLCache[tuple[str, str], _Profile] = TTLCache(maxsize=_DM_CHANNELS, ttl=_PROFILE_LIFETIME)
         self._socket: AsyncSocketModeHandler | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._listen()
@@ -352,21 +363,28 @@ class SlackChannel(Channel):
             await self.client.views_publish(user_id=inbound.user_id, view=home_view(replies))
 
     async def _identify(self, inbound: Inbound) -> Inbound:
-        """Link a newcomer by the e-mail Slack vouches for; add their Slack language as a hint."""
+        """Link a newcomer by the e-mail Slack vouches for; add their Slack language and time zone."""
         key = (inbound.team_id, inbound.user_id)
+        profile = self._profiles.get(key)
+        if profile is None:
+            profile = self._profiles[key] = await self._profile(inbound.user_id)
 
         async def email() -> str | None:
-            try:
-                user = (await self.client.users_info(user=inbound.user_id, include_locale=True)).get("user") or {}
-            except SlackApiError as exc:
-                log.warning("users.info failed for %s: %s", inbound.user_id, exc.response.get("error"))
-                return None
-            self._locale_hints[key] = slack_locale(user.get("locale"))
-            return verified_email(user)
+            return profile.email
 
         await self.link_by_email(*key, email)
-        hint = self._locale_hints.get(key)
-        return dataclasses.replace(inbound, locale_hint=hint) if hint else inbound
+        return dataclasses.replace(
+            inbound, locale_hint=profile.locale or inbound.locale_hint, timezone=profile.timezone
+        )
+
+    async def _profile(self, user_id: str) -> _Profile:
+        try:
+            user = (await self.client.users_info(user=user_id, include_locale=True)).get("user") or {}
+        except SlackApiError as exc:
+            log.warning("users.info failed for %s: %s", user_id, exc.response.get("error"))
+            return _Profile(None, None, None)
+        zone = user.get("tz")
+        return _Profile(slack_locale(user.get("locale")), zone if isinstance(zone, str) else None, verified_email(user))
 
     # ---- sending --------------------------------------------------------------------------------
 

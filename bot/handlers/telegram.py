@@ -25,7 +25,10 @@ redraws request cards in the admin group.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -34,7 +37,6 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
-from cachetools import LRUCache
 from telegram import (
     BotCommand,
     BotCommandScopeAllPrivateChats,
@@ -61,11 +63,12 @@ from telegram.ext import (
     JobQueue,
     MessageHandler,
     TypeHandler,
+    Updater,
     filters,
 )
 
 from bot.channel_settings import TelegramSettings
-from bot.handlers.base import Channel, ChannelContext
+from bot.handlers.base import Channel, ChannelContext, describe_error
 from bot.handlers.telegram_buttons import ButtonTokens, Holder
 from bot.handlers.telegram_pacing import PacedRateLimiter, notices
 from bot.handlers.telegram_text import MAX_CALLBACK_ANSWER, MAX_MESSAGE, as_html, shorten, split_message
@@ -77,7 +80,12 @@ CHANNEL = "telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name, not a secret)
 ALLOWED_UPDATES = ("message", "callback_query")
 BUTTON_LIFETIME = timedelta(days=7)
-GROUP_QUESTIONS = 1024  # bot messages in groups whose replies are answers from one person
+# How long a bot message in a group stays one whose replies are answers from one person (a deny reason).
+QUESTION_LIFETIME = timedelta(days=2)
+QR_LIFETIME = timedelta(days=1)  # a QR code left behind by an enrolment nobody finished
+# One replica polls at a time (Telegram answers 409 to a second getUpdates); the others stand by and take
+# over within this long of the poller's death.
+POLLER_LEASE = timedelta(seconds=15)
 RATE_LIMIT_RETRIES = 5  # tries after a 429, each after the retry_after Telegram asked for
 
 Context = ContextTypes.DEFAULT_TYPE
@@ -157,12 +165,11 @@ class TelegramChannel(Channel):
         self._redaction = _TokenRedaction(self._token)
         self._application = self._build()
         self._bot_username = ""
-        # People whose last replies asked for a secret: their next message is a code, to delete once read.
-        self._awaiting_secret: set[int] = set()
-        # QR codes sent during enrolment, deleted once the replies stop asking for a code.
-        self._qr_codes: dict[int, list[tuple[int, int]]] = {}
-        # Bot messages in groups whose replies are answers from one person (a deny reason, say).
-        self._questions: LRUCache[tuple[int, int], int] = LRUCache(maxsize=GROUP_QUESTIONS)
+        # QR codes to delete once enrolment is over, and group messages whose replies are one person's
+        # answers: kept in the database, so that the replica that gets the next message knows.
+        self._memory = context.memory(CHANNEL)
+        self._poller: asyncio.Task[None] | None = None
+        self._leading = False
 
     def _build(self) -> TelegramApplication:
         builder = (
@@ -204,7 +211,7 @@ class TelegramChannel(Channel):
         if self._settings.mode == "polling":
             updater = self._application.updater
             assert updater is not None
-            await updater.start_polling(timeout=self._poll_timeout, allowed_updates=list(ALLOWED_UPDATES))
+            self._poller = asyncio.create_task(self._poll_while_leading(updater))
         elif self._settings.webhook_url:
             assert self._settings.secret_token is not None
             await self._application.bot.set_webhook(
@@ -214,12 +221,39 @@ class TelegramChannel(Channel):
             )
         log.info("telegram: @%s is %s", self._bot_username, self._settings.mode)
 
+    async def _poll_while_leading(self, updater: Updater) -> None:
+        """Poll while this replica holds the poller lease; stand by while another does."""
+        keeper = self._memory.lease("poller", ttl=POLLER_LEASE)
+        try:
+            while True:
+                try:
+                    self._leading = await keeper.hold()
+                except Exception as exc:  # the database is away: stop polling rather than poll twice
+                    log.warning("telegram: could not renew the poller lease: %s", describe_error(exc))
+                    self._leading = False
+                if self._leading and not updater.running:
+                    await updater.start_polling(timeout=self._poll_timeout, allowed_updates=list(ALLOWED_UPDATES))
+                    log.info("telegram: this replica polls")
+                elif not self._leading and updater.running:
+                    await updater.stop()
+                    log.info("telegram: another replica polls; standing by")
+                await asyncio.sleep(POLLER_LEASE.total_seconds() / 3)
+        finally:
+            if self._leading:
+                with contextlib.suppress(Exception):
+                    await keeper.let_go()
+
     async def connected(self) -> bool:
-        """For /readyz: the application runs and, when polling, so does the poll loop."""
+        """For /readyz: the application runs and, when this replica is the poller, so does the poll loop."""
         updater = self._application.updater
-        return self._application.running and (updater is None or updater.running)
+        polling = updater is None or updater.running or (self._poller is not None and not self._leading)
+        return self._application.running and polling
 
     async def disconnect(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
         try:
             updater = self._application.updater
             if updater is not None and updater.running:
@@ -358,7 +392,9 @@ class TelegramChannel(Channel):
             if self._bot_username and value.lower() == mention.lower():
                 return text.replace(value, "", 1).strip()
         replied = message.reply_to_message
-        if replied is not None and self._questions.get((message.chat.id, replied.message_id)) == user.id:
+        if replied is not None and await self._memory.recall(
+            "question", f"{message.chat.id}:{replied.message_id}"
+        ) == str(user.id):
             return text
         if re.fullmatch(r"[\d\s-]{4,16}", text) and await self._awaits_secret(user.id):
             return text  # a code typed where others read it: the engine refuses it, and it is deleted
@@ -396,7 +432,7 @@ class TelegramChannel(Channel):
 
     async def _awaits_secret(self, person: int) -> bool:
         """Whether the person was asked for a code; remembered here, and in the conversation across restarts."""
-        return person in self._awaiting_secret or await self.engine.awaits_secret(CHANNEL, "", str(person))
+        return await self.engine.awaits_secret(CHANNEL, "", str(person))
 
     async def _exchange(
         self, inbound: Inbound, place: Place, *, code_message: Message | None = None, press_id: str | None = None
@@ -410,17 +446,14 @@ class TelegramChannel(Channel):
         async with self.people[inbound.user_id]:
             if press_id is not None:
                 await self._answer(press_id, None)  # at once: Telegram shows a spinner until then
-            was_awaiting_secret = code_message is not None and await self._awaits_secret(person)
+            was_awaiting_secret = await self._awaits_secret(person)
             replies = await self.engine.handle(inbound)
             if not replies:
                 return  # a redelivery the engine had already handled
             if was_awaiting_secret and code_message is not None:
                 await self._delete(code_message.chat.id, code_message.message_id)
-            if any(reply.secret_input for reply in replies):
-                self._awaiting_secret.add(person)
-            else:
-                self._awaiting_secret.discard(person)
-                for chat_id, message_id in self._qr_codes.pop(person, []):
+            if was_awaiting_secret and not any(reply.secret_input for reply in replies):
+                for chat_id, message_id in json.loads(await self._memory.take("qr", str(person)) or "[]"):
                     await self._delete(chat_id, message_id)
             await self._send(person, replies, place, locale=inbound.locale_hint or self.default_locale)
 
@@ -454,8 +487,10 @@ class TelegramChannel(Channel):
                 protect_content=True,  # no forwarding or saving of a QR code that holds a secret
                 reply_parameters=self._reply_parameters(place),
             )
-            if reply.secret_input:
-                self._qr_codes.setdefault(person, []).append((photo.chat.id, photo.message_id))
+            if reply.secret_input:  # deleted once enrolment is over, by whichever replica sees that
+                shown = json.loads(await self._memory.recall("qr", str(person)) or "[]")
+                shown.append([photo.chat.id, photo.message_id])
+                await self._memory.remember("qr", str(person), json.dumps(shown), lifetime=QR_LIFETIME)
         if not reply.text.strip():
             return
         keyboard = self._keyboard(reply.buttons, Holder.PERSON, person)
@@ -466,7 +501,7 @@ class TelegramChannel(Channel):
                 place if index == 0 else Place(place.chat_id, place.public), piece, keyboard if last else None
             )
             if place.public:
-                self._remember_question(sent, person)
+                await self._remember_question(sent, person)
 
     async def _send_text(self, place: Place, text: str, keyboard: InlineKeyboardMarkup | None) -> Message:
         return await self._application.bot.send_message(
@@ -484,9 +519,10 @@ class TelegramChannel(Channel):
             return None
         return ReplyParameters(place.reply_to, allow_sending_without_reply=True)
 
-    def _remember_question(self, message: Message, person: int) -> None:
+    async def _remember_question(self, message: Message, person: int) -> None:
         """A reply to this bot message, in this group, is ``person`` answering it (a deny reason, say)."""
-        self._questions[(message.chat.id, message.message_id)] = person
+        where = f"{message.chat.id}:{message.message_id}"
+        await self._memory.remember("question", where, str(person), lifetime=QUESTION_LIFETIME)
 
     def _keyboard(
         self, buttons: Sequence[RenderedButton], holder: Holder, holder_id: int

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.requests import audit
 from bot.requests.notifications import notify
 from bot.storage.models import ChatIdentity, Conversation
+from bot.storage.upsert import insert_if_absent
 
 
 async def linked_username(session: AsyncSession, channel: str, team_id: str, user_id: str) -> str | None:
@@ -51,16 +52,20 @@ async def link(
         for i in await identities_of(session, username)
         if (i.channel, i.team_id, i.platform_user_id) != (channel, team_id, user_id)
     ]
-    identity = await session.scalar(
-        select(ChatIdentity).where(
-            ChatIdentity.channel == channel,
-            ChatIdentity.team_id == team_id,
-            ChatIdentity.platform_user_id == user_id,
-        )
+    account = {"channel": channel, "team_id": team_id, "platform_user_id": user_id}
+    # Two replicas may link the same newcomer at once (both asked the platform for the e-mail): the row is
+    # created by one of them, and the other finds it, already bound to the same user, and leaves it be.
+    created = await insert_if_absent(
+        session, ChatIdentity, {**account, "crm_username": username, "linked_at": now, "linked_by": by}
     )
-    if identity is None:
-        identity = ChatIdentity(channel=channel, team_id=team_id, platform_user_id=user_id, crm_username="")
-        session.add(identity)
+    identity = await session.scalar(
+        select(ChatIdentity)
+        .where(*(getattr(ChatIdentity, column) == value for column, value in account.items()))
+        .with_for_update()
+    )
+    assert identity is not None
+    if not created and identity.crm_username == username and identity.linked_by == by:
+        return identity  # linked so already, by the same means: nothing to record twice
     identity.crm_username = username
     identity.linked_at = now
     identity.linked_by = by

@@ -260,6 +260,11 @@ class _TopicTerms:
     length: float = 0.0
 
 
+# Indexes built in this process, by folder, rule and the state of the folder's files; the oldest go first.
+_LOADED: dict[tuple[object, ...], FaqIndex] = {}
+_LOADED_KEPT = 8
+
+
 class FaqIndex:
     """The FAQ topics, ready to be searched. Build it once at start and share it: ``search`` only reads."""
 
@@ -361,7 +366,26 @@ class FaqIndex:
 
     @classmethod
     def load(cls, knowledge_dir: Path, rule: ConfidenceRule | None = None) -> FaqIndex:
-        """Load the topics, ``synonyms.yaml``, ``shorthand.yaml`` and ``off_topic.yaml`` from the folder; index them."""
+        """Load the topics, ``synonyms.yaml``, ``shorthand.yaml`` and ``off_topic.yaml`` from the folder; index them.
+
+        An index is read-only once built, so a folder whose files have not changed since it was last loaded in
+        this process gives the same index again (several apps in one process share it; an edit is seen).
+        """
+        folder = knowledge_dir.resolve()
+        files = tuple(
+            (str(path), stat.st_size, stat.st_mtime_ns)
+            for path in sorted(folder.rglob("*"))
+            if path.is_file() and (stat := path.stat())
+        )
+        key = (cls, folder, rule, files)
+        if key not in _LOADED:
+            while len(_LOADED) >= _LOADED_KEPT:
+                del _LOADED[next(iter(_LOADED))]
+            _LOADED[key] = cls._read(folder, rule)
+        return _LOADED[key]
+
+    @classmethod
+    def _read(cls, knowledge_dir: Path, rule: ConfidenceRule | None) -> FaqIndex:
         topics = load_topics(knowledge_dir / "topics")
         synonyms = load_synonyms(knowledge_dir / "synonyms.yaml")
         roles = load_roles(knowledge_dir / "synonyms.yaml", synonyms)

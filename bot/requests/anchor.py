@@ -6,11 +6,12 @@ start, like the TOTP key: a start refuses to run when the trail is signed but
 the key is missing or another one, rather than fork the chain.
 
 The anchor is a file in the data dir (``audit-anchor.json``, 0600) naming
-the newest event the housekeeper checked: its id and hash. It moves forward
-only over events that check out, so after someone deletes the newest events,
-``unlockbot audit verify`` still knows how far the chain reached. Once a day
-the head is also logged and sent to the admins, who can keep it anywhere
-and give it back as ``audit verify --anchor HASH``.
+the newest event the housekeeper checked: its id, its place in the chain
+and its hash. It moves forward only over events that check out, so after
+someone deletes the newest events, ``unlockbot audit verify`` still knows
+how far the chain reached. Once a day the head is also logged and sent to
+the admins, who can keep it anywhere and give it back as ``audit verify
+--anchor HASH``.
 """
 
 from __future__ import annotations
@@ -83,13 +84,14 @@ class AnchorFile:
         try:
             stored = json.loads(self.path.read_text(encoding="utf-8"))
             event, digest = stored["event"], stored["hash"]
+            place = stored.get("seq", event)  # an anchor from before events had a place: their place is their id
         except FileNotFoundError:
             return None
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise ConfigError(f"the audit anchor {self.path} is damaged (expected JSON with event and hash)") from None
-        if not isinstance(event, int) or not isinstance(digest, str):
+        if not isinstance(event, int) or not isinstance(digest, str) or not isinstance(place, int):
             raise ConfigError(f"the audit anchor {self.path} is damaged (expected JSON with event and hash)")
-        return audit.Anchor(event, digest, f"the anchor in {self.path}")
+        return audit.Anchor(event, digest, f"the anchor in {self.path}", seq=place)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -106,11 +108,12 @@ class AnchorFile:
 
     def advance(self, head: audit.Head, *, at: datetime) -> None:
         """Point the anchor at ``head``, unless it already names a newer event."""
+        place = head.seq if head.seq is not None else head.id
         with self._locked():
             current = self.read()
-            if current is not None and current.id is not None and current.id >= head.id:
+            if current is not None and current.place is not None and current.place >= place:
                 return
-            content = {"event": head.id, "hash": head.hash, "at": at.astimezone(UTC).isoformat()}
+            content = {"event": head.id, "seq": place, "hash": head.hash, "at": at.astimezone(UTC).isoformat()}
             replace_private_file(self.path, (json.dumps(content) + "\n").encode())
 
     def forget(self) -> None:
@@ -147,8 +150,23 @@ async def open_trail(settings: Settings, database: Database) -> AuditTrail:
             f"security.audit_key: the audit trail is signed with another key (key id {signer}; the configured "
             f"key's id is {key.key_id}); every process that shares the database needs the same audit key"
         )
+    if audit.database_key(database) is None:
+        database.before_dispose(lambda: link_before_closing(database))
     audit.use_key(database, key)
     return AuditTrail(key, AnchorFile(anchor_path(settings)))
+
+
+async def link_before_closing(database: Database) -> None:
+    """Link what is still unlinked as a process closes the database.
+
+    So a short command (``demo seed``, ``admin invite``) leaves a linked trail behind. The lock and the
+    conditional links of ``audit.chain`` make this safe beside the chainer of a running replica.
+    """
+    try:
+        async with database.session() as session, session.begin():
+            await audit.chain(session)
+    except audit.ChainConflict:
+        pass  # the running chainer linked them first
 
 
 async def keep_anchor(database: Database, trail: AuditTrail, *, now: datetime) -> audit.ChainReport:

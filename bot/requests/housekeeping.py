@@ -1,11 +1,18 @@
-"""The work time and decisions leave: expiry, reminders, the outbox, lock watches, retention, the audit anchor.
+"""The work time and decisions leave: expiry, reminders, the outbox, lock watches, retention, the audit chain.
 
 ``tick`` does one round and is safe to call from any number of processes;
-``run`` repeats it until stopped. Channels call neither: the process that
-runs the channels does (``unlockbot chat`` after every turn, ``serve`` on a
-timer), so the engine stays free of background work. Given the audit trail,
-each round also checks the events written since the anchor and moves the
-anchor on, and once a day one process sends the trail's head to the admins.
+``run`` repeats it until stopped, and links new audit events every second
+in between. Channels call neither: the process that runs the channels does
+(``unlockbot chat`` after every turn, ``serve`` on a timer), so the engine
+stays free of background work.
+
+Replicas share every part of a round without doing anything twice: requests
+expire and reminders go out under conditional UPDATEs, outbox rows and lock
+watches are claimed before the CRM is asked, pruning is the same work
+whoever does it, and the audit chain is extended only by the holder of the
+chainer's lease (``bot.storage.leases``). Given the audit trail, each round
+also checks the events linked since the anchor and moves the anchor on, and
+once a day one process sends the trail's head to the admins.
 """
 
 from __future__ import annotations
@@ -18,18 +25,53 @@ from datetime import datetime, timedelta
 from bot.clock import Clock
 from bot.config import RequestSettings, RetentionSettings
 from bot.crm.base import CrmBackend
+from bot.requests import audit
 from bot.requests.anchor import AuditTrail, keep_anchor, post_head
-from bot.requests.audit import ChainReport
 from bot.requests.outbox import OutboxWorker
 from bot.requests.reminders import expire_due, remind_admins
 from bot.requests.watches import check_watches
 from bot.storage.db import Database
+from bot.storage.leases import LeaseKeeper
 from bot.storage.retention import prune
 
 log = logging.getLogger(__name__)
 
 # Pruning old rows is not urgent: once an hour per process is plenty.
 PRUNE_EVERY = timedelta(hours=1)
+# The chainer's lease: a replica that dies hands the chain on within this long.
+CHAINER_LEASE = "audit.chainer"
+CHAINER_TTL = timedelta(seconds=15)
+# How often ``run`` links new audit events between rounds.
+CHAIN_EVERY = 1.0
+
+
+class AuditChainer:
+    """Links new audit events while this process holds the chainer's lease; says each refusal once."""
+
+    def __init__(self, database: Database, clock: Clock) -> None:
+        self._db = database
+        self._lease = LeaseKeeper(database, clock, CHAINER_LEASE, ttl=CHAINER_TTL)
+        self._refused: set[int] = set()
+
+    async def link(self) -> int:
+        """Link what is waiting, if this process is the chainer now; how many events it linked."""
+        if not await self._lease.hold():
+            return 0
+        try:
+            async with self._db.session() as session, session.begin():
+                done = await audit.chain(session)
+        except audit.ChainConflict as exc:  # another chainer while our lease ran out: its links stand
+            log.warning("audit chainer: %s; trying again next time", exc)
+            return 0
+        for problem in done.refused:
+            if problem.event_id not in self._refused:
+                log.error("audit event %s is left out of the chain: it %s", problem.event_id, problem.problem)
+        self._refused = {p.event_id for p in done.refused if p.event_id is not None}
+        return done.linked
+
+    async def stop(self) -> None:
+        """Hand the lease over at once, so another replica need not wait for it to run out."""
+        await self._lease.let_go()
 
 
 class Housekeeper:
@@ -57,6 +99,10 @@ class Housekeeper:
         self._anchor_problems: tuple[str, ...] = ()
         self._retention = retention
         self._pruned_at: datetime | None = None
+        self.chainer = AuditChainer(database, clock)
+        # Within ``run`` this process keeps the chainer's lease between rounds; a lone ``tick`` (after a
+        # console turn) hands it back at once, so the next short-lived process need not wait for it.
+        self._running = False
 
     async def tick(self) -> None:
         now = self._clock.now()
@@ -66,21 +112,26 @@ class Housekeeper:
                 session, now=now, settings=self._settings, admins=self._admins, escalation=self._escalation
             )
         await self._outbox.run_once()
-        async with self._db.session() as session, session.begin():
-            await check_watches(session, now=now, crm=self._crm)
+        await check_watches(self._db, now=now, crm=self._crm)
         if self._retention is not None and (self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY):
             async with self._db.session() as session, session.begin():
                 pruned = await prune(session, now=now, keep=self._retention)
             self._pruned_at = now
             if any(pruned.values()):
                 log.info("pruned %s", ", ".join(f"{count} {kind}" for kind, count in pruned.items() if count))
+        # Linked before the anchor is checked, so the anchor covers what this round and the turns before it wrote.
+        await self.chainer.link()
         if self._audit is not None:
             report = await keep_anchor(self._db, self._audit, now=now)
             self._log_anchor_problems(report)
             async with self._db.session() as session, session.begin():
-                await post_head(session, now=now, admins=self._admins, report=report)
+                posted = await post_head(session, now=now, admins=self._admins, report=report)
+            if posted:
+                await self.chainer.link()  # the notice's own event
+        if not self._running:
+            await self.chainer.stop()
 
-    def _log_anchor_problems(self, report: ChainReport) -> None:
+    def _log_anchor_problems(self, report: audit.ChainReport) -> None:
         # Each round finds the same break again until someone looks: say it once, not every few seconds.
         problems = tuple(
             f"audit event {p.event_id}: {p.problem}" if p.event_id is not None else p.problem for p in report.problems
@@ -100,8 +151,28 @@ class Housekeeper:
         except Exception:
             log.exception("housekeeping round failed")
 
+    async def _link_now(self) -> None:
+        try:
+            await self.chainer.link()
+        except Exception:
+            log.exception("linking audit events failed")
+
     async def run(self, stop: asyncio.Event, *, interval: float = 5.0) -> None:
-        while not stop.is_set():
-            await self.round()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+        """A round every ``interval`` seconds, and new audit events linked every second in between, until ``stop``."""
+        next_round = 0.0
+        loop = asyncio.get_running_loop()
+        self._running = True
+        try:
+            while not stop.is_set():
+                if loop.time() >= next_round:
+                    await self.round()
+                    next_round = loop.time() + interval
+                else:
+                    await self._link_now()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=min(CHAIN_EVERY, interval))
+        finally:
+            self._running = False
+            with contextlib.suppress(Exception):
+                await self._link_now()
+                await self.chainer.stop()

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import Button, Reply
 from bot.requests import audit
+from bot.storage import leases
 from bot.storage.models import AuditEvent, Notification, UnlockRequest
 
 # The button most notifications carry, so the person can go on from them.
@@ -120,15 +121,20 @@ async def notify_once_a_day(
     """Tell ``usernames`` about ``about`` (a person), at most once a day per template; audited.
 
     For notices that many turns may trigger (a licence that lapsed, a fault), so admins hear it once,
-    not on every question the person asks.
+    not on every question the person asks. The day is claimed as a lease (``notice:<template>:<about>``) in
+    the caller's transaction: of two replicas' turns at once, one claims it and the other's claim waits for
+    that turn and then finds the day taken. A turn that fails gives its claim back with everything else.
     """
     key = f"notice.{template}"
+    # Notices sent before the claims existed are in the audit trail; a cheap read spares most claims too.
     recent = await session.scalar(
         select(AuditEvent.id)
         .where(AuditEvent.action == key, AuditEvent.subject == about, AuditEvent.at > now - timedelta(days=1))
         .limit(1)
     )
     if recent is not None:
+        return False
+    if not await leases.claim(session, f"notice:{template}:{about}", actor, now=now, ttl=timedelta(days=1)):
         return False
     recipients = [u for u in usernames if u != about]
     await notify(session, now=now, usernames=recipients, template=template, context=context)

@@ -3,7 +3,9 @@
 Callers own their session and its transaction (``async with db.session() as s,
 s.begin():``); functions that read or change data take that session and never
 commit on their own. Migrations are Alembic's and run synchronously, before
-the event loop does any work or in a thread.
+the event loop does any work or in a thread; on PostgreSQL they take turns
+under an advisory lock (``migrations/env.py``), so replicas may start
+together on an empty database.
 
 A SQLite database is created only in a folder that exists (a mistyped URL must
 not start an empty database somewhere else); ``create=True``, which ``unlockbot
@@ -16,7 +18,8 @@ creates, migrates or writes anything, so it can check a copy of a database.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.errors import ConfigError
 from bot.storage.files import create_private_file, make_private_dir
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -123,7 +128,8 @@ class Database:
     """An async engine and its session factory for one database URL.
 
     ``info`` is copied into every session's ``Session.info``: what services need with each
-    session (the audit key) without each caller passing it.
+    session (the audit key) without each caller passing it. ``before_dispose`` registers the
+    last writes of a process (the audit trail links the events it wrote), run by ``dispose``.
     """
 
     def __init__(self, url: str, *, echo: bool = False, create: bool = False, read_only: bool = False) -> None:
@@ -144,6 +150,7 @@ class Database:
         elif read_only:
             event.listen(self.engine.sync_engine, "connect", _postgresql_read_only)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, info=self.info)
+        self._before_dispose: list[Callable[[], Awaitable[None]]] = []
 
     @property
     def dialect(self) -> str:
@@ -157,7 +164,17 @@ class Database:
     def __repr__(self) -> str:
         return f"Database({make_url(self.url).render_as_string(hide_password=True)!r})"
 
+    def before_dispose(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Have ``dispose`` await ``callback`` first, while the database can still be reached."""
+        self._before_dispose.append(callback)
+
     async def dispose(self) -> None:
+        callbacks, self._before_dispose = self._before_dispose, []
+        for callback in callbacks:
+            try:
+                await callback()
+            except Exception as exc:  # the database may be what failed; closing goes on
+                log.warning("before closing the database: %s", exc)
         await self.engine.dispose()
 
     async def upgrade(self) -> None:

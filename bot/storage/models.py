@@ -155,9 +155,11 @@ class OutboxItem(Base):
 
 
 class AuditEvent(Base):
-    """An append-only record of a state change; each row carries the hash of the one before.
+    """An append-only record of a state change, signed when written and linked into the chain soon after.
 
-    The database refuses to change rows (a trigger, from migration 0003); ``bot.requests.audit`` signs them.
+    A turn writes the event with ``sig`` (its content signed under the audit key) and no place in the chain;
+    the chainer (``bot.requests.audit.chain``) then gives it ``seq``, the hash of the event before it and its
+    own chained ``hash``, once. The database refuses any other change (a trigger, from migrations 0003/0004).
     """
 
     __tablename__ = "audit_events"
@@ -167,10 +169,14 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64), index=True)
     subject: Mapped[str] = mapped_column(String(160), index=True)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
-    # Which audit key signed the hash (an HMAC); None for events written before there was a key.
+    # Set by the chainer: the event's place in the chain, the hash of the event before it, its own hash.
+    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Which audit key signed the event (an HMAC); None for events written before there was a key.
     key_id: Mapped[str | None] = mapped_column(String(16))
+    # The content signed when the event was written, so the chainer links only what the bot wrote.
+    sig: Mapped[str | None] = mapped_column(String(64))
 
 
 class RequestCard(Base):
@@ -182,10 +188,13 @@ class RequestCard(Base):
     request_id: Mapped[int] = mapped_column(ForeignKey("unlock_requests.id"))
     channel: Mapped[str] = mapped_column(String(32))
     destination: Mapped[str] = mapped_column(String(128))  # a group, channel or chat id
-    message_ref: Mapped[str] = mapped_column(String(128))  # how the platform names the message
+    # How the platform names the message; None while a channel has claimed the card and is posting it.
+    message_ref: Mapped[str | None] = mapped_column(String(128))
     shown_status: Mapped[str] = mapped_column(String(16))  # the request's status when last drawn
     posted_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Until when one process is posting or redrawing this card; past it, another may try (the first one died).
+    claimed_until: Mapped[datetime | None]
 
 
 class LockWatch(Base):
@@ -220,3 +229,34 @@ class ProcessedEvent(Base):
     channel: Mapped[str] = mapped_column(String(32), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     at: Mapped[datetime]
+
+
+class Lease(Base):
+    """Who holds a named lease (a leader's role, a once-a-day notice) and until when; see ``bot.storage.leases``."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(160))
+    acquired_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ChannelState(Base):
+    """A channel's small facts that outlive a process and hold across replicas; see ``bot.storage.channel_state``."""
+
+    __tablename__ = "channel_state"
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(index=True)  # forgotten after this; None: kept
+
+
+class CrmDoneKey(Base):
+    """An idempotency key whose CRM action a remote backend carried out, with what it returned."""
+
+    __tablename__ = "crm_done_keys"
+    system: Mapped[str] = mapped_column(String(32), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    done_at: Mapped[datetime] = mapped_column(index=True)

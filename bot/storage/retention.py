@@ -1,7 +1,9 @@
 """Pruning what only matters for a while: event ids against redelivery, delivered notifications, idle chats.
 
-The audit trail is never pruned (``unlockbot audit export`` archives it); requests stay as their history.
-Deleting rows past a cut-off is the same work whichever process does it, so any number may run it at once.
+Also leases and channel facts a day after they ran out, and the CRM idempotency keys of actions carried
+out long ago (the outbox retries an action for minutes, not weeks). The audit trail is never pruned
+(``unlockbot audit export`` archives it); requests stay as their history. Deleting rows past a cut-off is
+the same work whichever process does it, so any number may run it at once.
 """
 
 from __future__ import annotations
@@ -12,7 +14,12 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import RetentionSettings
+from bot.storage import channel_state, crm_keys, leases
 from bot.storage.models import Conversation, Notification, ProcessedEvent
+
+# Past their end, leases and channel facts only help someone reading the table by hand.
+RUN_OUT_KEPT = timedelta(days=1)
+CRM_KEYS_KEPT = timedelta(days=30)
 
 
 async def prune(session: AsyncSession, *, now: datetime, keep: RetentionSettings) -> dict[str, int]:
@@ -33,4 +40,7 @@ async def prune(session: AsyncSession, *, now: datetime, keep: RetentionSettings
         "processed_events": events.rowcount,  # type: ignore[attr-defined]
         "notifications": notifications.rowcount,  # type: ignore[attr-defined]
         "conversations": conversations.rowcount,  # type: ignore[attr-defined]
+        "leases": await leases.prune(session, now=now, older_than=RUN_OUT_KEPT),
+        "channel_state": await channel_state.prune(session, before=now - RUN_OUT_KEPT),
+        "crm_done_keys": await crm_keys.prune(session, now=now, older_than=CRM_KEYS_KEPT),
     }

@@ -64,6 +64,8 @@ class FakeSlack:
         self._connected = asyncio.Event()
         self._acked = asyncio.Condition()
         self.port = 0
+        # Told of every Web API call as it arrives, before it is answered (a benchmark times replies with it).
+        self.on_call: Callable[[Call], object] | None = None
 
     # ---- running ----------------------------------------------------------------------------
 
@@ -98,6 +100,7 @@ class FakeSlack:
         email: str | None = None,
         confirmed: bool = True,
         locale: str = "en-US",
+        tz: str = "UTC",
         **flags: bool,
     ) -> None:
         """A workspace member; ``flags`` such as ``is_restricted=True`` make a guest, a bot, a deleted one."""
@@ -112,6 +115,7 @@ class FakeSlack:
             "is_ultra_restricted": False,
             "is_email_confirmed": confirmed,
             "locale": locale,
+            "tz": tz,
             "profile": {"real_name": name.title(), "email": email or f"{name}@example.com"},
             **flags,
         }
@@ -154,7 +158,10 @@ class FakeSlack:
         header = request.headers.get("Authorization", "")
         token = header.removeprefix("Bearer ") if header.startswith("Bearer ") else str(args.pop("token", ""))
         args.pop("token", None)
-        self.calls.append(Call(method, args, token))
+        call = Call(method, args, token)
+        self.calls.append(call)
+        if self.on_call is not None:
+            self.on_call(call)
         times, retry_after = self._limits.get(method, (0, 0))
         if times:
             self._limits[method] = (times - 1, retry_after)

@@ -139,6 +139,8 @@ class FakeBotApi:
         self._arrived = asyncio.Event()
         self._failures: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         self._runner: web.AppRunner | None = None
+        # Told of every call once it is answered (a benchmark times replies and counts 429s with it).
+        self.on_call: Callable[[Call], object] | None = None
 
     # -- the server --------------------------------------------------------------------------------
 
@@ -197,7 +199,10 @@ class FakeBotApi:
 
     def _answer(self, method: str, params: dict[str, Any], outcome: tuple[int, dict[str, Any]]) -> web.Response:
         status, body = outcome
-        self.calls.append(Call(method, params, status))
+        call = Call(method, params, status)
+        self.calls.append(call)
+        if self.on_call is not None:
+            self.on_call(call)
         return web.json_response(body, status=status)
 
     @staticmethod

@@ -25,6 +25,7 @@ from bot.app import App
 from bot.clock import ManualClock
 from bot.config import Settings, TelegramSettings
 from bot.errors import ConfigError
+from bot.handlers.base import configured_channels
 from bot.handlers.telegram import TelegramChannel, event_key, locale_hint
 from bot.handlers.telegram_buttons import MAX_CALLBACK_DATA, ButtonTokens, Holder, Press
 from bot.handlers.telegram_text import MAX_MESSAGE, as_html, split_message
@@ -32,7 +33,6 @@ from bot.identity.link_codes import canonical
 from bot.identity.linking import link
 from bot.logs import configure as configure_logging
 from bot.logs import secrets_of
-from bot.handlers.base import configured_channels
 from bot.serve import serve
 from bot.storage.models import Conversation, TotpEnrolment, UnlockRequest
 from tests.fakes.telegram_api import FakeBotApi, FakeUser, Person
@@ -121,9 +121,37 @@ async def test_a_code_is_deleted_even_when_the_bot_restarted_after_asking(
 ) -> None:
     alice = await linked(app, api, ALICE, "alice")
     await alice.says("unlock me", expect="6-digit code")
-    channel._awaiting_secret.clear()  # what a restart (or another replica) does to this process's memory
-    await alice.says(await code(app, "alice"), expect="Done: your CRM account is unlocked.")
-    assert alice.said[-1].deleted, "the code is deleted: the conversation remembers it was asked for"
+    await channel.stop()  # a new process (or another replica) reads the code
+    again = TelegramChannel.for_app(app, poll_timeout=timedelta(seconds=1))
+    await again.start()
+    try:
+        await alice.says(await code(app, "alice"), expect="Done: your CRM account is unlocked.")
+        assert alice.said[-1].deleted, "the code is deleted: the conversation remembers it was asked for"
+    finally:
+        await again.stop()
+
+
+async def test_one_replica_polls_and_another_takes_over_when_it_stops(app: App, api: FakeBotApi) -> None:
+    use_telegram(app, api)
+    first = TelegramChannel.for_app(app, poll_timeout=timedelta(seconds=1))
+    second = TelegramChannel.for_app(app, poll_timeout=timedelta(seconds=1))
+    await first.start()
+    running = [first]
+    try:
+        await api.wait_for(lambda: bool(api.called("getUpdates")), what="the first replica polling")
+        await second.start()
+        running.append(second)
+        assert await first.connected()
+        assert await second.connected()  # the one standing by is healthy too
+        assert not second._leading
+        running.remove(first)
+        await first.stop()  # it lets go of the lease; the other takes it at its next round
+        await api.wait_for(lambda: second._leading, what="the second replica taking over", within=15)
+        alice = await linked(app, api, ALICE, "alice")
+        await alice.says("/menu", expect="What would you like to do?")
+    finally:
+        for channel in running:
+            await channel.stop()
 
 
 async def test_alice_links_asks_why_and_unlocks_herself(app: App, api: FakeBotApi, channel: TelegramChannel) -> None:

@@ -27,11 +27,14 @@ from bot.storage.models import AuditEvent, Notification
 
 
 async def add_events(database: Database, clock: ManualClock, count: int, *, actor: str = "test") -> None:
+    """Write ``count`` events, then link them as the chainer does."""
     async with database.session() as session, session.begin():
         for number in range(count):
             await audit.record(
                 session, at=clock.now(), actor=actor, action="test.event", subject=f"s{number}", details={"n": number}
             )
+    async with database.session() as session, session.begin():
+        await audit.chain(session)
 
 
 async def verify(database: Database, key: audit.AuditKey | None, *anchors: audit.Anchor) -> audit.ChainReport:

@@ -52,7 +52,7 @@ async def test_sam_approves_bob_in_another_console_and_bob_is_unlocked_with_the_
     assert "Pending requests" in said.labels
     said = await sam.press("Pending requests")
     assert f"Unlock request #{request_id} from bob" in said.text
-    assert "Flagged sign-in from 198.51.100.23 (Chengdu, CN)" in said.text
+    assert "Flagged sign-in from 198.51.100.23 (Chengdu, China)" in said.text
     assert 'working from "Chengdu"' in said.text
     assert "Approving also adds 198.51.100.23" in said.text
     said = await sam.press(f"approve:{request_id}")

@@ -100,7 +100,7 @@ CASES = (
         "is it my network",
         (
             "because of a fault in the CRM itself, not because of your network",
-            f"The fault: {FAULT} (being investigated",
+            f'The fault: "{FAULT}" (being investigated',
         ),
         CHECKLIST + CRM_IS_FINE,
     ),
@@ -108,7 +108,7 @@ CASES = (
         "judy",
         "zh-CN",
         "是我的网络问题吗",
-        ("是因为系统正在按计划维护，和你的网络无关", "2026-11-29 10:30 UTC"),
+        ("是因为系统正在按计划维护，和你的网络无关", "2026年11月29日 16:30 至 18:30"),
         CHECKLIST,
     ),
     Case(
@@ -130,14 +130,14 @@ CASES = (
         "grace",
         "zh-CN",
         "是我的网络问题吗",
-        ("很有可能", "会话反复断开", "未解决的故障：" + FAULT),
+        ("很有可能", "会话反复断开", f"未解决的故障：“{FAULT}”"),
         CRM_IS_FINE,
     ),
     Case(
         "kim",
         "en",
         "is it my network",
-        ("Your account isn't locked", f"Open fault: {FAULT}"),
+        ("Your account isn't locked", f'Open fault: "{FAULT}"'),
         CRM_IS_FINE,
     ),
     Case(
@@ -188,7 +188,7 @@ CASES = (
         "judy",
         "en",
         "is this normal",
-        ("Yes, this is normal: your lock is the scheduled maintenance", "at 2026-11-29 10:30 UTC"),
+        ("Yes, this is normal: your lock is the scheduled maintenance", "at 29 Nov 2026, 10:30 UTC"),
         ("security rule",),
     ),
     Case(
@@ -210,14 +210,14 @@ CASES = (
         "erin",
         "en",
         "is my data safe",
-        ("Last backup: 2026-11-29 02:00 UTC", f"The fault behind your lock: {FAULT} (being investigated"),
+        ("Last backup: 29 Nov 2026, 02:00 UTC", f'The fault behind your lock: "{FAULT}" (being investigated'),
         CRM_IS_FINE,
     ),
     Case(
         "dave",
         "zh-CN",
         "我的数据安全吗",
-        ("名额不足只影响登录", "最近一次备份：2026-11-29 02:00 UTC", "未解决的故障：" + FAULT),
+        ("名额不足只影响登录", "最近一次备份：2026年11月29日 10:00", f"未解决的故障：“{FAULT}”"),
     ),
     Case(
         "kim",
@@ -245,20 +245,23 @@ CASES = (
         "judy",
         "en",
         "When will it be over?",
-        ("When the maintenance ends, at 2026-11-29 10:30 UTC.",),
+        ("When the maintenance ends, at 29 Nov 2026, 10:30 UTC.",),
         labels=("Tell me when I can sign in again",),
     ),
     Case(
         "judy",
         "zh-CN",
         "维护什么时候结束",
-        ("维护会在 2026-11-29 10:30 UTC 结束", "正在维护：2026-11-29 08:30 UTC 至 2026-11-29 10:30 UTC"),
+        ("维护会在 2026年11月29日 18:30 结束", "正在维护：2026年11月29日 16:30 至 18:30"),
     ),
     Case(
         "erin",
         "en",
         "is the fault fixed?",
-        ("When the fault is fixed", f"{FAULT} (being investigated, since 2026-11-29 08:20 UTC)"),
+        (
+            "Not yet: the fault behind your lock is still open",
+            f'"{FAULT}" (being investigated, since 29 Nov 2026, 08:20 UTC)',
+        ),
         CRM_IS_FINE,
         ("Tell me when I can sign in again",),
     ),
@@ -288,14 +291,14 @@ CASES = (
         "alice",
         "zh-CN",
         "我什么时候能重新登录",
-        ("现在就可以：用身份验证器 App 里的验证码就能自助解锁",),
+        ("现在就可以：用身份验证器里的验证码就能自助解锁",),
         labels=("帮我解锁",),
     ),
     Case(
         "heidi",
         "en",
         "When can I sign in again?",
-        ("Right now", "the limit lifts by itself at 2026-11-29 09:45 UTC"),
+        ("Right now", "the limit lifts by itself at 29 Nov 2026, 09:45 UTC"),
         labels=("Unlock me",),
     ),
     Case(
@@ -322,7 +325,7 @@ CASES = (
         "bob",
         "en",
         "When can I sign in again?",
-        ("As soon as an admin approves your unlock request #1", "expires at 2026-11-30 09:00 UTC"),
+        ("As soon as an admin approves your unlock request #1", "expires at 30 Nov 2026, 09:00 UTC"),
         labels=("What's happening with my request?",),
         setup=bob_files_a_request,
     ),
@@ -332,8 +335,8 @@ CASES = (
         "en",
         "What's happening with my request?",
         (
-            "Your unlock request #1, filed 2026-11-29 09:00 UTC: waiting for an admin.",
-            "expires at 2026-11-30 09:00 UTC",
+            "Your unlock request #1, filed 29 Nov 2026, 09:00 UTC: waiting for an admin.",
+            "expires at 30 Nov 2026, 09:00 UTC",
         ),
         labels=("Withdraw my request",),
         setup=bob_files_a_request,
@@ -342,7 +345,7 @@ CASES = (
         "bob",
         "zh-CN",
         "我的申请到哪一步了",
-        ("你的解锁申请 #1", "等待管理员处理", "2026-11-30 09:00 UTC 过期"),
+        ("你的解锁申请 #1", "等待管理员处理", "2026年11月30日 17:00 过期"),
         setup=bob_files_a_request,
     ),
     Case(
@@ -372,7 +375,7 @@ CASES = (
         "heidi",
         "zh-CN",
         "是不是我用得太多才被锁的？",
-        ("可以这么说：你的账号被锁定，是因为短时间内操作过于频繁", "2026-11-29 09:45 UTC"),
+        ("可以这么说：你的账号被锁定，是因为短时间内操作过于频繁", "2026年11月29日 17:45"),
     ),
     Case(
         "carol",
@@ -459,7 +462,7 @@ async def test_a_request_denied_by_an_admin_says_who_and_when(app: App) -> None:
     bob = Chat(app.engine, "bob", locale="en")
     said = await bob.say("What's happening with my request?")
     assert "Your unlock request #1" in said.text
-    assert 'tina declined it at 2026-11-29 09:00 UTC: "Please confirm the sign-in with IT first"' in said.text
+    assert 'tina declined it at 29 Nov 2026, 09:00 UTC: "Please confirm the sign-in with IT first"' in said.text
     assert "Ask an admin to unlock me" in said.labels  # still locked: a new request is one press away
 
 
@@ -470,7 +473,7 @@ async def test_a_withdrawn_request_is_still_reported_for_a_while(app: App) -> No
     said = await bob.press("撤回我的申请")
     said = await bob.say("我的申请到哪一步了")
     assert "你的解锁申请 #1" in said.text
-    assert "你在 2026-11-29 09:00 UTC 撤回了它" in said.text
+    assert "你在 2026年11月29日 17:00 撤回了它" in said.text
     async with app.database.session() as session:
         assert await session.scalar(select(UnlockRequest.status)) == "cancelled"
 
@@ -480,7 +483,7 @@ async def test_kim_walks_the_sign_in_path_to_a_person(app: App) -> None:
     await kim.say("I'm not locked but I still can't sign in")
     said = await kim.press("Still not working")
     assert "Step 2 of 3, the connection" in said.text
-    assert f"it has an open fault, which may be what's in your way: {FAULT}" in said.text
+    assert f'it has an open fault, which may be what\'s in your way: "{FAULT}"' in said.text
     assert "Walk me through my connection" in said.labels
     said = await kim.press("Still not working")
     assert "cache and cookies" in said.text
@@ -514,4 +517,4 @@ async def test_carol_can_still_have_her_connection_checked(app: App) -> None:
     await carol.press("Yes, they load fine")
     said = await carol.press("No")
     assert "Your account is locked for another reason" in said.text
-    assert f"The CRM, though, has an open fault: {FAULT}" in said.text
+    assert f'The CRM, though, has an open fault: "{FAULT}"' in said.text

@@ -50,7 +50,7 @@ async def test_an_unlocked_user_is_told_so(app: App) -> None:
 async def test_a_fault_reads_in_the_persons_language(app: App) -> None:
     chat = Chat(app.engine, "erin", locale="zh-CN")
     said = await chat.say("为什么我被锁定了")
-    assert "故障：Database storage fault in the orders module（正在排查，2026-11-29 08:20 UTC 开始）" in said.text
+    assert "故障：“Database storage fault in the orders module”（正在排查，2026年11月29日 16:20 开始）" in said.text
     assert "investigating" not in said.text
 
 
@@ -60,19 +60,19 @@ async def test_the_card_mentions_an_open_request(app: App) -> None:
     await bob.say(await demo_code(app, "bob"))
     await bob.press("否")
     said = await bob.say("为什么我被锁定了")
-    assert "你已经有一个解锁申请 #1：等待管理员处理；如果一直没人处理，它会在 2026-11-30 09:00 UTC 过期" in said.text
+    assert "你已经有一个解锁申请 #1：等待管理员处理；如果一直没人处理，它会在 2026年11月30日 17:00 过期" in said.text
     assert "接下来" not in said.text  # the steps to file it are behind him
     assert "帮我解锁" not in said.labels
     assert "请管理员帮我解锁" not in said.labels
     said = await bob.press("我的申请到哪一步了？")
-    assert "你的解锁申请 #1（提交于 2026-11-29 09:00 UTC）：等待管理员处理" in said.text
+    assert "你的解锁申请 #1（提交于 2026年11月29日 17:00）：等待管理员处理" in said.text
 
 
 async def test_maintenance_shows_the_window(app: App) -> None:
     chat = Chat(app.engine, "judy", locale="en")
     await chat.start()
     said = await chat.press("why")
-    assert "The maintenance window runs from 2026-11-29 08:30 UTC to 2026-11-29 10:30 UTC" in said.text
+    assert "The maintenance window runs from 29 Nov 2026, 08:30 to 10:30 UTC" in said.text
 
 
 async def test_the_evidence_needs_a_code_and_then_shows_the_attempts(app: App) -> None:
