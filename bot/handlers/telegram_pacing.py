@@ -2,12 +2,12 @@
 
 Telegram answers 429 to a bot that sends more than about 30 messages a second overall (and 20 a minute into
 one group). PTB's ``AIORateLimiter`` uses a leaky bucket that lets a full second's worth through at once
-and then keeps dripping, so a burst of a few hundred replies still draws 429s. ``PacedRateLimiter`` spaces
-sends evenly instead: one every ``1 / messages_per_second`` seconds, whatever arrives, so no one-second
-window ever holds more than the rate. When several sends wait, replies to someone who is writing go before
-notices nobody is waiting for (``notices()`` marks the latter). If Telegram still answers 429 (another
-process with the same token), every send waits out the ``retry_after`` it asked for, and the refused one
-is tried again, first in line.
+and then keeps dripping, so a burst of a few hundred replies still draws 429s. ``PacedRateLimiter`` keeps a
+strict window instead: no one-second window ever holds more than ``messages_per_second`` sends, and sends
+are spread through the second rather than fired at its start. When several sends wait, replies to someone
+who is writing go before notices nobody is waiting for (``notices()`` marks the latter). If Telegram still
+answers 429 (another process with the same token), every send waits out the ``retry_after`` it asked for,
+and the refused one is tried again, first in line.
 
 Order within one chat is kept by the callers: a channel awaits each send before the next to the same
 person, and sends waiting at the same priority go in the order they came.
@@ -21,6 +21,7 @@ import contextvars
 import heapq
 import itertools
 import logging
+from collections import deque
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import timedelta
 from typing import Any
@@ -49,11 +50,19 @@ def notices() -> Iterator[None]:
 
 
 class Pacer:
-    """Hands out send slots evenly spaced in time, to the waiter of the highest priority first."""
+    """Hands out send slots, to the waiter of the highest priority first, never more than ``per_second`` in any
+    one second.
+
+    Slots are spread out (at least half the even spacing apart), but a slot handed out late (the loop was
+    busy) does not lose its place in the second: the sends that follow may catch up, as long as the last
+    second holds fewer than ``per_second``.
+    """
 
     def __init__(self, per_second: float) -> None:
-        self._interval = 1 / per_second
-        self._next = 0.0
+        self._limit = max(1, int(per_second))
+        self._gap = 0.5 / per_second
+        self._sent: deque[float] = deque()  # when the slots of the last second were handed out
+        self._not_before = 0.0
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._wake = asyncio.Event()
@@ -70,7 +79,7 @@ class Pacer:
     def hold(self, seconds: float) -> None:
         """No slot for ``seconds`` (Telegram said to wait)."""
         loop = asyncio.get_running_loop()
-        self._next = max(self._next, loop.time() + seconds)
+        self._not_before = max(self._not_before, loop.time() + seconds)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -80,13 +89,24 @@ class Pacer:
         for _, _, future in self._waiting:
             future.cancel()
 
+    def _wait_for(self, now: float) -> float:
+        """How long until the next slot may be handed out."""
+        while self._sent and self._sent[0] <= now - 1:
+            self._sent.popleft()
+        waits = [self._not_before - now]
+        if self._sent:
+            waits.append(self._sent[-1] + self._gap - now)
+        if len(self._sent) >= self._limit:
+            waits.append(self._sent[0] + 1 - now)
+        return max(waits)
+
     async def _hand_out(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             while not self._waiting:
                 self._wake.clear()
                 await self._wake.wait()
-            delay = self._next - loop.time()
+            delay = self._wait_for(loop.time())
             if delay > 0:
                 await asyncio.sleep(delay)  # a reply that arrives meanwhile still goes before a waiting notice
                 continue
@@ -94,7 +114,7 @@ class Pacer:
             if future.cancelled():
                 continue
             future.set_result(None)
-            self._next = max(self._next, loop.time()) + self._interval
+            self._sent.append(loop.time())
 
 
 def _seconds(error: RetryAfter) -> float:
