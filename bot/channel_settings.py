@@ -51,8 +51,9 @@ class TelegramSettings(Section):
     webhook_url: str = ""
     # The group (a negative id) where request cards with Approve / Deny are posted; unset posts none.
     admin_chat_id: int | None = None
-    # Sends are spaced evenly at this rate: Telegram's flood control answers 429 past about 30 a second.
-    messages_per_second: float = Field(default=29, gt=0, le=30)
+    # At most this many sends in any one second (Telegram's flood control answers 429 past 30); lower it when
+    # another bot shares the token's limit.
+    messages_per_second: float = Field(default=30, gt=0, le=30)
 
     @field_validator("token")
     @classmethod
