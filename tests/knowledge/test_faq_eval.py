@@ -1,19 +1,16 @@
 """Accuracy on whole question sets, per language, and ``unlockbot faq`` end to end.
 
-Four folds, all in the same format (``in_domain: [{q, locale, id, category}]``, ``out_of_domain: [{q, locale,
-category}]``); the first three are tuning data now:
+Five folds, all in the same format (``in_domain: [{q, locale, id, category}]``, ``out_of_domain: [{q, locale,
+category}]``); the first four are tuning data now:
 
 - ``tests/data/faq_tune.yaml``, the tuning fold: the confidence rule was calibrated on it and the knowledge
   was improved against it, so it is checked always, against the targets;
-- ``tests/data/faq_holdout.yaml``, the first held-out fold: it was looked at once the bot had been tuned, so
-  it is tuning data now. It is checked always against the level it stood at when it became tuning data
-  (``FORMER_HOLDOUT_FLOOR``), so that nothing falls back, not against the targets it does not reach yet;
-- ``tests/data/faq_holdout2.yaml``, the second held-out fold, tuning data since it was scored (top-1 zh
-  89.6 %, en 93.0 %; refusal zh 92.3 %, en 96.2 %). It is held to the level measured since (``HOLDOUT_FLOOR``).
-
-- ``tests/data/faq_holdout3.yaml``, the held-out fold: written apart from the knowledge and the other folds and
-  never used to tune anything. Scored once, as it stands: top-1 zh 96.5 %, en 94.7 %; refusal zh 93.3 %, en
-  86.7 %, so the targets are not all met yet. It is held to that level (``HELD_OUT_FLOOR``), so a change that
+- ``faq_holdout.yaml``, ``faq_holdout2.yaml`` and ``faq_holdout3.yaml``, held-out folds in their day: each was
+  looked at once scored, so each is tuning data now, held to the level it stands at (``FLOORS``) so that
+  nothing falls back, not against targets it does not reach yet;
+- ``tests/data/faq_holdout4.yaml``, the held-out fold: written by someone who saw neither the knowledge nor the
+  other folds, and never used to tune anything. Scored once, as it stands: top-1 zh 91.4 %, en 88.8 %;
+  refusal zh 100 %, en 97.5 %, so the top-1 target is not met yet. It is held to that level, so a change that
   makes unseen questions worse fails here; whoever tunes against it must write a new held-out fold.
 
 An in-domain question counts only when ``answer_id`` is its topic: the right topic offered without confidence
@@ -36,20 +33,22 @@ from bot.knowledge.retrieval import FaqIndex
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 TUNE = DATA / "faq_tune.yaml"
-FORMER_HOLDOUT = DATA / "faq_holdout.yaml"
-HOLDOUT = DATA / "faq_holdout2.yaml"
-HELD_OUT = DATA / "faq_holdout3.yaml"
+HELD_OUT = DATA / "faq_holdout4.yaml"
 LOCALES = ("zh-CN", "en")
 CATEGORIES = frozenset({"plain", "typo", "shorthand", "mixed"})
 TARGET = 0.95
-# Where the former held-out fold stands now (top-1 zh 91.4 %, en 83.3 %; refusal zh 86.2 %, en 88.5 %; when it
-# became tuning data: zh 89.7 %, en 81.7 %, and the same refusal), rounded down: it must not fall below.
-FORMER_HOLDOUT_FLOOR = {"top-1": {"zh-CN": 0.91, "en": 0.83}, "refusal": {"zh-CN": 0.86, "en": 0.88}}
-# Where the second held-out fold stands since it became tuning data (top-1 zh 92.2 %, en 96.5 %; refusal zh
-# 92.3 %, en 96.2 %), rounded down (the targets are TARGET).
-HOLDOUT_FLOOR = {"top-1": {"zh-CN": 0.92, "en": 0.96}, "refusal": {"zh-CN": 0.92, "en": 0.96}}
-# Where the held-out fold stood when it was scored once, rounded down.
-HELD_OUT_FLOOR = {"top-1": {"zh-CN": 0.96, "en": 0.94}, "refusal": {"zh-CN": 0.93, "en": 0.86}}
+# Where each former held-out fold stands now, rounded down: it must not fall below (the targets are TARGET).
+# The first: top-1 zh 94.8 %, en 83.3 %; refusal zh 93.1 %, en 96.2 % (when it became tuning data: zh 89.7 %,
+# en 81.7 %; refusal zh 86.2 %, en 88.5 %). The second: top-1 zh 95.7 %, en 98.3 %; refusal 100 % in both
+# (when scored: zh 89.6 %, en 93.0 %; refusal zh 92.3 %, en 96.2 %). The third: top-1 zh 99.1 %, en 97.4 %;
+# refusal zh 93.3 %, en 93.3 % (when scored: zh 96.5 %, en 94.7 %; refusal zh 93.3 %, en 86.7 %).
+# The held-out fold: where it stood when it was scored once.
+FLOORS = {
+    DATA / "faq_holdout.yaml": {"top-1": {"zh-CN": 0.91, "en": 0.83}, "refusal": {"zh-CN": 0.86, "en": 0.88}},
+    DATA / "faq_holdout2.yaml": {"top-1": {"zh-CN": 0.92, "en": 0.96}, "refusal": {"zh-CN": 0.92, "en": 0.96}},
+    DATA / "faq_holdout3.yaml": {"top-1": {"zh-CN": 0.96, "en": 0.94}, "refusal": {"zh-CN": 0.93, "en": 0.86}},
+    HELD_OUT: {"top-1": {"zh-CN": 0.91, "en": 0.88}, "refusal": {"zh-CN": 0.97, "en": 0.97}},
+}
 
 Items = list[dict[str, str]]
 
@@ -60,17 +59,11 @@ def index() -> FaqIndex:
 
 
 def _folds() -> list[Path]:
-    return [TUNE, FORMER_HOLDOUT, HOLDOUT, HELD_OUT]
+    return [TUNE, *FLOORS]
 
 
 def _target(path: Path, measure: str, locale: str) -> float:
-    if path == FORMER_HOLDOUT:
-        return FORMER_HOLDOUT_FLOOR[measure][locale]
-    if path == HOLDOUT:
-        return HOLDOUT_FLOOR[measure][locale]
-    if path == HELD_OUT:
-        return HELD_OUT_FLOOR[measure][locale]
-    return TARGET
+    return FLOORS[path][measure][locale] if path in FLOORS else TARGET
 
 
 def _load(path: Path) -> dict[str, Items]:
