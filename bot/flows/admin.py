@@ -32,10 +32,11 @@ from bot.flows.menu import MENU
 from bot.flows.verification import ask_code, check_code, not_enrolled
 from bot.identity import enrolment, link_codes
 from bot.identity.linking import unlink
-from bot.messages import Reply
+from bot.messages import Button, Reply
 from bot.requests import audit
 from bot.requests.approvals import Verdict
 from bot.requests.outbox import enqueue
+from bot.requests.policy import Path
 from bot.requests.unlock_requests import Kind, Status, open_request
 from bot.storage.models import AuditEvent, UnlockRequest
 
@@ -80,6 +81,8 @@ _HAN_VERB = re.compile(
 # a sentence that happens to start with the verb ("解锁以后要检查什么").
 _ARGUMENT_START = re.compile(r"^[#A-Za-z0-9]")
 USERNAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,128}$")
+# Offered when an admin unlocks one account of a lock that no single unlock lifts.
+FORCE_UNLOCK = Button("force_unlock", "force_unlock")
 # Words after "unlock" that mean the person's own account, not an admin command.
 _SELF_WORDS = frozenset({"me", "my", "please", "my account", "me please"})
 
@@ -226,11 +229,33 @@ async def start_admin_unlock(turn: Turn, username: str) -> Outcome:
         return Outcome([Reply("admin/no_such_user", {"username": username}, (MENU,))])
     if account.username == turn.username:  # by name or by e-mail: nobody unlocks themselves
         return Outcome([Reply("admin/decided", {"verdict": Verdict.OWN_REQUEST.value}, (MENU,))])
+    status = await turn.services.crm.lock_status(account.username)
+    if status.locked and status.reason is not None and turn.services.policy.rule(status.reason).path is Path.NONE:
+        # A licence, a trial, a fault or maintenance: unlocking one account lifts nothing the company needs
+        # lifted, and may let someone in who should not be. Only on purpose, and on the record.
+        context = {"username": account.username, "reason": status.reason.value}
+        return Outcome(
+            [Reply("admin/unlock_not_one_by_one", context, (FORCE_UNLOCK, MENU))],
+            step="confirm_force",
+            data={"username": account.username, "reason": status.reason.value},
+        )
+    return await _verify_then_unlock(turn, account.username, {})
+
+
+async def on_confirm_force(turn: Turn) -> Outcome:
+    """The admin pressed "Unlock anyway": their code, then the unlock, recorded as forced."""
+    username = str(turn.data["username"])
+    if not turn.is_admin or username == turn.username:
+        return only_admins()
+    return await _verify_then_unlock(turn, username, {"forced_reason": str(turn.data["reason"])})
+
+
+async def _verify_then_unlock(turn: Turn, username: str, extra: dict[str, str]) -> Outcome:
     if turn.recently_verified:
-        return await admin_unlock(turn, account.username)
+        return await admin_unlock(turn, username, forced_reason=extra.get("forced_reason"))
     if not await turn.services.totp.is_enrolled(turn.session, turn.require_user()):
         return not_enrolled()
-    return Outcome([ask_code("admin_unlock")], step="unlock_code", data={"username": account.username})
+    return Outcome([ask_code("admin_unlock")], step="unlock_code", data={"username": username, **extra})
 
 
 async def on_admin_unlock_code(turn: Turn) -> Outcome:
@@ -240,11 +265,15 @@ async def on_admin_unlock_code(turn: Turn) -> Outcome:
     refused = await check_code(turn, step="unlock_code")
     if refused is not None:
         return refused
-    return await admin_unlock(turn, username)
+    forced = turn.data.get("forced_reason")
+    return await admin_unlock(turn, username, forced_reason=str(forced) if forced else None)
 
 
-async def admin_unlock(turn: Turn, username: str) -> Outcome:
-    """The admin's identity is settled: queue the unlock like an approved request."""
+async def admin_unlock(turn: Turn, username: str, *, forced_reason: str | None = None) -> Outcome:
+    """The admin's identity is settled: queue the unlock like an approved request.
+
+    ``forced_reason``: the lock is of a kind nobody lifts one account at a time, and the admin confirmed.
+    """
     status = await turn.services.crm.lock_status(username)
     request = UnlockRequest(
         kind="unlock",
@@ -269,9 +298,9 @@ async def admin_unlock(turn: Turn, username: str) -> Outcome:
         turn.session,
         at=turn.now,
         actor=turn.actor,
-        action="admin.unlock",
+        action="admin.unlock_forced" if forced_reason else "admin.unlock",
         subject=username,
-        details={"request": request.id},
+        details={"request": request.id, **({"reason": forced_reason} if forced_reason else {})},
     )
     item = await enqueue(
         turn.session,
@@ -292,6 +321,7 @@ ADMIN_COMMAND = Flow(
         "approve_code": on_approve_code,
         "deny_reason": on_deny_reason,
         "unlock_code": on_admin_unlock_code,
+        "confirm_force": on_confirm_force,
         "answer_text": on_answer_text,
     },
     takes_text=frozenset({"approve_code", "deny_reason", "unlock_code", "answer_text"}),

@@ -12,7 +12,7 @@ from bot.clock import ManualClock
 from bot.crm.base import LockReason
 from bot.crm.sql_schema import CrmAdminAction
 from bot.requests.unlock_requests import file_request
-from bot.storage.models import UnlockRequest
+from bot.storage.models import AuditEvent, UnlockRequest
 from tests.chat import Chat
 
 
@@ -236,6 +236,36 @@ async def test_an_admin_unlocks_someone_with_their_own_code(app: App) -> None:
     assert not (await app.crm.lock_status("heidi")).locked
     said = await sam.say("unlock sam")
     assert "You can't decide your own request" in said.text
+
+
+async def test_unlocking_one_account_of_a_lock_nobody_lifts_one_by_one_needs_a_recorded_confirmation(
+    app: App,
+) -> None:
+    sam = Chat(app.engine, "sam", locale="en")
+    said = await sam.say("unlock carol")  # the company's licence expired: unlocking carol alone lifts nothing
+    assert "the company's CRM licence has expired" in said.text
+    assert not said.asks_secret
+    assert said.labels == ["Unlock anyway", "Menu"]
+    said = await sam.press("Menu")
+    assert (await app.crm.lock_status("carol")).locked  # refused unless confirmed
+
+    said = await sam.say("unlock carol")
+    said = await sam.press("Unlock anyway")
+    assert said.asks_secret
+    said = await sam.say(await code(app, "sam"))
+    assert "Unlocking carol" in said.text
+    await app.housekeeper.tick()
+    assert not (await app.crm.lock_status("carol")).locked
+    async with app.database.session() as session:
+        forced = await session.scalar(select(AuditEvent).where(AuditEvent.action == "admin.unlock_forced"))
+    assert forced is not None
+    assert forced.subject == "carol"
+    assert forced.details["reason"] == "license_expired"
+
+    tina = Chat(app.engine, "tina", locale="zh-CN")
+    said = await tina.say("解锁 judy")  # maintenance
+    assert "维护" in said.text
+    assert said.labels[0] == "仍然解锁"
 
 
 async def test_the_daily_cap_sends_the_fourth_unlock_to_an_admin(app: App, clock: ManualClock) -> None:
