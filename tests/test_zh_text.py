@@ -347,6 +347,8 @@ def contexts(app: App, now: datetime, status: LockStatus, system: SystemStatus) 
         "attempts_left": 2,
         "by": "sam",
         "capped": False,
+        "used": 11,  # seats in use and in all (admin/no_free_seat)
+        "total": 10,
         "channel": "Slack",
         "code": "7Q2M-KD4P",
         "count": 2,

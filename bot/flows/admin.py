@@ -20,6 +20,7 @@ from bot.flows.decisions import (
     PENDING,
     on_answer_text,
     on_approve_code,
+    on_confirm_seats,
     on_deny_reason,
     only_admins,
     request_number,
@@ -319,6 +320,7 @@ ADMIN_COMMAND = Flow(
     start=command,
     steps={
         "approve_code": on_approve_code,
+        "confirm_seats": on_confirm_seats,
         "deny_reason": on_deny_reason,
         "unlock_code": on_admin_unlock_code,
         "confirm_force": on_confirm_force,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.crm.base import LockReason
+from bot.errors import CrmError
 from bot.flows.base import Flow, Outcome, Turn
 from bot.flows.menu import CANCEL, MENU, MENU_BUTTONS
 from bot.flows.verification import ask_code, check_code
@@ -19,6 +20,8 @@ from bot.requests.unlock_requests import Kind, Status, pending_requests
 from bot.storage.models import UnlockRequest
 
 PENDING = Button("pending", "pending")
+# Offered when a seat-limit request is approved while every licensed seat is taken.
+APPROVE_ANYWAY = Button("approve_anyway", "approve_anyway")
 
 
 def card(request: UnlockRequest, now_pending: bool) -> Reply:
@@ -108,9 +111,45 @@ async def start_approval(turn: Turn, request_id: int | None = None) -> Outcome:
     if request.status != Status.PENDING.value or request.expires_at <= turn.now:
         return await _decide(turn, request_id, approve=True, note=None)  # says who decided; changes nothing
     reason = LockReason(request.reason) if request.reason in set(LockReason) else LockReason.UNKNOWN
+    if reason is LockReason.SEAT_LIMIT and request.kind == Kind.UNLOCK and not turn.data.get("seats_confirmed"):
+        full = await _no_free_seat(turn, request.crm_username)
+        if full is not None:
+            used, total = full
+            context = {"id": request_id, "username": request.crm_username, "used": used, "total": total}
+            return Outcome(
+                [Reply("admin/no_free_seat", context, (APPROVE_ANYWAY, MENU))],
+                step="confirm_seats",
+                data={"request": request_id},
+            )
+    return await _approve_after_code(turn, request_id, reason)
+
+
+async def _approve_after_code(turn: Turn, request_id: int, reason: LockReason) -> Outcome:
+    request = await turn.session.get(UnlockRequest, request_id)
+    assert request is not None
     if request.kind == Kind.UNLOCK and turn.services.policy.rule(reason).approver_totp and not turn.recently_verified:
         return Outcome([ask_code("approve")], step="approve_code", data={"request": request_id})
     return await _decide(turn, request_id, approve=True, note=None)
+
+
+async def _no_free_seat(turn: Turn, username: str) -> tuple[int, int] | None:
+    """(seats in use, seats in all) when every licensed seat is taken; ``None`` when one is free or nobody says."""
+    try:
+        licence = await turn.services.crm.licence(username)
+    except CrmError:
+        return None  # the CRM does not answer now: the card already showed the numbers it had
+    if licence is None or licence.seats_total is None or licence.seats_used is None:
+        return None
+    return (licence.seats_used, licence.seats_total) if licence.seats_used >= licence.seats_total else None
+
+
+async def on_confirm_seats(turn: Turn) -> Outcome:
+    """The admin pressed "Approve anyway" with no seat free: on to their code, then the decision."""
+    if not turn.is_admin:
+        return only_admins()
+    request_id = int(turn.data["request"])
+    turn.data = {**turn.data, "seats_confirmed": True}
+    return await start_approval(turn, request_id)
 
 
 async def on_approve_code(turn: Turn) -> Outcome:
@@ -188,7 +227,10 @@ async def _answer(turn: Turn, request_id: int, answer: str) -> Outcome:
 
 PENDING_FLOW = Flow("pending", start=show_pending)
 APPROVE = Flow(
-    "approve", start=start_approval, steps={"approve_code": on_approve_code}, takes_text=frozenset({"approve_code"})
+    "approve",
+    start=start_approval,
+    steps={"approve_code": on_approve_code, "confirm_seats": on_confirm_seats},
+    takes_text=frozenset({"approve_code"}),
 )
 DENY = Flow("deny", start=start_denial, steps={"deny_reason": on_deny_reason}, takes_text=frozenset({"deny_reason"}))
 ANSWER = Flow(

@@ -110,6 +110,34 @@ async def test_frank_needs_the_approvers_own_code(app: App) -> None:
     assert not (await app.crm.lock_status("frank")).locked
 
 
+async def test_approving_a_seat_request_with_every_seat_taken_asks_first(app: App, clock: ManualClock) -> None:
+    licence = await app.crm.licence("dave")
+    assert licence is not None
+    assert licence.seats_used is not None
+    assert licence.seats_total is not None
+    assert licence.seats_used >= licence.seats_total  # the demo company uses more seats than it pays for
+    async with app.database.session() as session, session.begin():
+        request = await file_request(
+            session,
+            now=clock.now(),
+            username="dave",
+            reason=LockReason.SEAT_LIMIT,
+            evidence={},
+            channel="console",
+            requester="dave",
+            admins=("sam", "tina"),
+        )
+    sam = Chat(app.engine, "sam", locale="en")
+    said = await sam.say(f"approve {request.id}")
+    assert f"{licence.seats_used} of {licence.seats_total} in use" in said.text
+    assert said.labels == ["Approve anyway", "Menu"]
+    assert not said.asks_secret
+    said = await sam.press("Approve anyway")
+    assert said.asks_secret
+    said = await sam.say(await code(app, "sam"))
+    assert f"Approved: request #{request.id} for dave" in said.text
+
+
 async def test_nobody_decides_their_own_request(app: App, clock: ManualClock) -> None:
     async with app.database.session() as session, session.begin():
         own = await file_request(
