@@ -160,6 +160,8 @@ def _crm_rows(now: datetime) -> list[Any]:
     licences = {
         "Sales Standard": CrmLicence(name="Sales Standard", expires_at=now + timedelta(days=200), seats_total=10),
         "Sales Partner": CrmLicence(name="Sales Partner", expires_at=now - timedelta(days=3), seats_total=5),
+        # Nobody is locked by it yet: it is there so that the admins are reminded before it ends.
+        "Service Desk": CrmLicence(name="Service Desk", expires_at=now + timedelta(days=20), seats_total=5),
         "Marketing Trial": CrmLicence(
             name="Marketing Trial", expires_at=now + timedelta(days=9), trial=True, usage_cap=1000, usage_used=1000
         ),

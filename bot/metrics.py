@@ -240,6 +240,9 @@ class MeteredCrm:
     async def licence(self, username: str) -> LicenceInfo | None:
         return await self._call("licence", lambda: self._backend.licence(username))
 
+    async def all_licences(self) -> list[LicenceInfo]:
+        return await self._call("all_licences", self._backend.all_licences)
+
     async def system_status(self) -> SystemStatus:
         return await self._call("system_status", self._backend.system_status)
 

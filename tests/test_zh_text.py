@@ -347,8 +347,12 @@ def contexts(app: App, now: datetime, status: LockStatus, system: SystemStatus) 
         "attempts_left": 2,
         "by": "sam",
         "capped": False,
-        "used": 11,  # seats in use and in all (admin/no_free_seat)
+        "used": 11,  # seats in use and in all (admin/no_free_seat, admin/seats_nearly_full)
         "total": 10,
+        "trial": False,  # admin/licence_ending
+        "ends_at": now + timedelta(days=20),
+        "days": 20,
+        "name": "Service Desk",
         "channel": "Slack",
         "code": "7Q2M-KD4P",
         "count": 2,

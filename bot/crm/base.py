@@ -48,6 +48,7 @@ class Capability(StrEnum):
     RESET_PASSWORD = "reset_password"  # noqa: S105 (a capability name)
     TRUSTED_IPS = "trusted_ips"
     LICENCES = "licences"
+    LICENCE_LIST = "licence_list"  # every licence of the company, for reminders before one ends
     SYSTEM_STATUS = "system_status"
     LOCK_STATISTICS = "lock_statistics"
     PROBE = "probe"
@@ -298,6 +299,10 @@ class CrmBackend(Protocol):
     async def add_trusted_ip(self, username: str, ip: str, *, note: str) -> None: ...
 
     async def licence(self, username: str) -> LicenceInfo | None: ...
+
+    async def all_licences(self) -> list[LicenceInfo]:
+        """Every licence and trial the company holds, with its end and its seats."""
+        ...
 
     async def system_status(self) -> SystemStatus: ...
 

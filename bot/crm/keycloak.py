@@ -171,6 +171,9 @@ class KeycloakCrm:
     async def licence(self, username: str) -> LicenceInfo | None:
         raise CrmUnsupported(Capability.LICENCES.value)
 
+    async def all_licences(self) -> list[LicenceInfo]:
+        raise CrmUnsupported(Capability.LICENCE_LIST.value)
+
     async def system_status(self) -> SystemStatus:
         raise CrmUnsupported(Capability.SYSTEM_STATUS.value)
 

@@ -190,6 +190,9 @@ class ResilientCrm:
             "licence", lambda: self._backend.licence(username), retry=True, needs=Capability.LICENCES
         )
 
+    async def all_licences(self) -> list[LicenceInfo]:
+        return await self._call("all_licences", self._backend.all_licences, retry=True, needs=Capability.LICENCE_LIST)
+
     async def system_status(self) -> SystemStatus:
         return await self._call(
             "system_status", self._backend.system_status, retry=True, needs=Capability.SYSTEM_STATUS

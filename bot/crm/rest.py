@@ -283,6 +283,9 @@ class RestCrm:
             return None
         return self._read("a licence", _licence, data)
 
+    async def all_licences(self) -> list[LicenceInfo]:
+        raise CrmUnsupported(Capability.LICENCE_LIST.value)
+
     async def system_status(self) -> SystemStatus:
         self._require(Capability.SYSTEM_STATUS)
         response = await self._send("GET", self._paths.system_status)

@@ -286,6 +286,9 @@ class SalesforceCrm:
             seats_used=body.get("UsedLicenses"),
         )
 
+    async def all_licences(self) -> list[LicenceInfo]:
+        raise CrmUnsupported(Capability.LICENCE_LIST.value)
+
     async def system_status(self) -> SystemStatus:
         raise CrmUnsupported(Capability.SYSTEM_STATUS.value)
 

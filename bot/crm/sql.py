@@ -198,6 +198,10 @@ class SqlCrm:
         licence = await session.get(CrmLicence, user.licence_id)
         if licence is None:
             return None
+        return await self._describe_licence(session, licence)
+
+    @staticmethod
+    async def _describe_licence(session: AsyncSession, licence: CrmLicence) -> LicenceInfo:
         used = await session.scalar(
             select(func.count()).select_from(CrmUser).where(CrmUser.licence_id == licence.id, CrmUser.active)
         )
@@ -272,6 +276,11 @@ class SqlCrm:
     async def licence(self, username: str) -> LicenceInfo | None:
         async with self._session() as session:
             return await self._licence_info(session, await self._user(session, username))
+
+    async def all_licences(self) -> list[LicenceInfo]:
+        async with self._session() as session:
+            licences = list(await session.scalars(select(CrmLicence).order_by(CrmLicence.name)))
+            return [await self._describe_licence(session, licence) for licence in licences]
 
     async def system_status(self) -> SystemStatus:
         async with self._session() as session:

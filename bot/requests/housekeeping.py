@@ -24,9 +24,11 @@ from datetime import datetime, timedelta
 
 from bot.clock import Clock
 from bot.config import RequestSettings, RetentionSettings
-from bot.crm.base import CrmBackend
+from bot.crm.base import Capability, CrmBackend
+from bot.errors import CrmError
 from bot.requests import audit
 from bot.requests.anchor import AuditTrail, keep_anchor, post_head
+from bot.requests.licences import remind_about_licences
 from bot.requests.outbox import OutboxWorker
 from bot.requests.reminders import expire_due, remind_admins
 from bot.requests.watches import check_watches
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 
 # Pruning old rows is not urgent: once an hour per process is plenty.
 PRUNE_EVERY = timedelta(hours=1)
+LICENCES_EVERY = timedelta(hours=1)  # how often the CRM is asked for its licences, for reminders
 # The chainer's lease: a replica that dies hands the chain on within this long.
 CHAINER_LEASE = "audit.chainer"
 CHAINER_TTL = timedelta(seconds=15)
@@ -99,6 +102,7 @@ class Housekeeper:
         self._anchor_problems: tuple[str, ...] = ()
         self._retention = retention
         self._pruned_at: datetime | None = None
+        self._licences_at: datetime | None = None
         self.chainer = AuditChainer(database, clock)
         # Within ``run`` this process keeps the chainer's lease between rounds; a lone ``tick`` (after a
         # console turn) hands it back at once, so the next short-lived process need not wait for it.
@@ -113,6 +117,8 @@ class Housekeeper:
             )
         await self._outbox.run_once()
         await check_watches(self._db, now=now, crm=self._crm)
+        if self._licences_at is None or now - self._licences_at >= LICENCES_EVERY:
+            await self._remind_about_licences(now)
         if self._retention is not None and (self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY):
             async with self._db.session() as session, session.begin():
                 pruned = await prune(session, now=now, keep=self._retention)
@@ -130,6 +136,18 @@ class Housekeeper:
                 await self.chainer.link()  # the notice's own event
         if not self._running:
             await self.chainer.stop()
+
+    async def _remind_about_licences(self, now: datetime) -> None:
+        self._licences_at = now
+        if Capability.LICENCE_LIST not in self._crm.capabilities or not self._admins:
+            return
+        try:
+            licences = await self._crm.all_licences()
+        except CrmError as exc:  # asked again at the next hour
+            log.warning("could not read the CRM's licences for reminders: %s", exc)
+            return
+        async with self._db.session() as session, session.begin():
+            await remind_about_licences(session, now=now, licences=licences, admins=self._admins)
 
     def _log_anchor_problems(self, report: audit.ChainReport) -> None:
         # Each round finds the same break again until someone looks: say it once, not every few seconds.

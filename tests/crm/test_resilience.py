@@ -394,7 +394,7 @@ timeout_seconds = 1.0
     assert status == 0, out
     assert f"backend: keycloak at {realm.url} (realm acme)" in out
     assert "can:     lock_status, login_history, unlock, reset_password, probe" in out
-    assert "cannot:  trusted_ips, licences, system_status, lock_statistics" in out
+    assert "cannot:  trusted_ips, licences, licence_list, system_status, lock_statistics" in out
     assert "answers: yes" in out
 
     await realm.stop()

@@ -575,6 +575,8 @@ async def test_serve_runs_dingtalk_in_http_mode_and_refuses_forgeries(app: App, 
         await fake.wait_for(lambda: "6-digit code" in fake.said("alice"))
         assert (await sender.post(message("alice", await code(app, "alice")))).status == 200
         await fake.wait_for(lambda: "unlocked" in fake.said("alice"))
+        # serve listens before the channels start: the registration may come just after the first messages
+        await fake.wait_for(lambda: fake.calls_to("/v1.0/card/callbacks/register"))
         [registered] = fake.calls_to("/v1.0/card/callbacks/register")
         assert registered.body["callbackUrl"] == "https://bot.example.com/base/dingtalk/events"
         assert registered.body["callbackRouteKey"] == "unlockbot"
