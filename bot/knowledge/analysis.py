@@ -30,7 +30,7 @@ import snowballstemmer
 
 from bot.errors import ConfigError
 from bot.knowledge.files import read_yaml
-from bot.knowledge.homophones import Homophones
+from bot.knowledge.homophones import Homophones, spelled_in_pinyin
 from bot.knowledge.wording import Shorthand, Speller, normalise
 from bot.language import HAN_RUN, is_han
 
@@ -61,6 +61,8 @@ _LATIN_WORD = re.compile(r"[a-z0-9]+")
 _CONTRACTION = re.compile(r"(?<=[a-z])(n't|'s|'m|'re|'ve|'ll|'d)\b")
 # A wrong character is looked for in pieces of this many characters: the length of most Chinese words.
 _REPAIR_LENGTHS = (2, 3, 4)
+_PINYIN_MIN_LETTERS = 4
+_LATIN_WORD = re.compile(r"(?<![a-z])[a-z]+(?![a-z])")
 
 
 def _word_set(text: str) -> frozenset[str]:
@@ -333,6 +335,14 @@ class Analyzer:
             kept={word for word in STOP_ZH if len(word) == 1},
             frequency=self._chinese.FREQ,
         )
+        # "jiesuo", "mima": Chinese typed as pinyin in a Latin sentence, read as the word (never a word the
+        # knowledge uses in English, and only spellings of two syllables or more).
+        english_known = {word for word in english if word.isalpha()}
+        self._pinyin = {
+            spelling: word
+            for spelling, word in spelled_in_pinyin(chosen, lambda w: self._chinese_words.get(w, w)).items()
+            if len(spelling) >= _PINYIN_MIN_LETTERS and spelling not in english_known and spelling not in STOP_EN
+        }
 
     def _teach(self, word: str) -> None:
         # A keyword or synonym jieba does not know is added so that it is cut out whole ("网断了", "登不上").
@@ -349,6 +359,8 @@ class Analyzer:
         text = normalise(text)
         if forgiving:
             text = self._shorthand.expand(text)
+            if self._pinyin:
+                text = _LATIN_WORD.sub(lambda word: self._pinyin.get(word.group(), word.group()), text)
         units: list[Unit] = []
         start = 0
         # English inside Chinese ("CRM登不上") and Chinese inside English are each cut their own way.

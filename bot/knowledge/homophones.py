@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from functools import cache
 from pathlib import Path
 
@@ -120,3 +120,17 @@ class Homophones:
                 if self._frequency.get(piece, 0) <= self._frequency.get(word, 0):
                     return word, start + length
         return None
+
+
+def spelled_in_pinyin(words: Iterable[str], meaning: Callable[[str], str]) -> dict[str, str]:
+    """Each word by its pinyin, without tones or spaces (解锁 -> ``jiesuo``), as people type it in an English
+    sentence ("my account got suoding, need jiesuo"). A spelling shared by words of different ``meaning`` is
+    left out; of words that mean the same (账号, 帐号), any will do."""
+    table = readings()
+    found: dict[str, dict[str, str]] = {}
+    for word in words:
+        # A word with the particle 了 is an inflected form nobody spells out, and its spelling may be English
+        # ("pile" for 批了).
+        if len(word) >= 2 and "了" not in word and all(c in table for c in word):
+            found.setdefault("".join(table[c] for c in word), {})[meaning(word)] = word
+    return {spelling: next(iter(meant.values())) for spelling, meant in found.items() if len(meant) == 1}

@@ -32,3 +32,32 @@ def test_what_is_written_right_or_is_no_slip_is_left_alone() -> None:
     assert corrected(homophones, "确认数据", {0, 2, 4}) == "确认数据"  # 认数 straddles two words
     assert corrected(homophones, "事件", {0, 2}) == "事件"  # nothing within one character
     assert corrected(homophones, "账号", {0, 2}) == "账号"
+
+
+def test_chinese_spelled_in_pinyin_is_read_as_the_word() -> None:
+    from bot.knowledge.homophones import spelled_in_pinyin
+
+    meanings = {
+        "账号": "account",
+        "帐号": "account",
+        "解锁": "unlock",
+        "批了": "approved",
+        "试用": "trial",
+        "使用": "use",
+    }
+    spelled = spelled_in_pinyin(meanings, meanings.__getitem__)
+    assert spelled["jiesuo"] == "解锁"
+    assert spelled["zhanghao"] in {"账号", "帐号"}  # two spellings of one meaning: either will do
+    assert "pile" not in spelled  # 批了: an inflected form, and an English word
+    assert "shiyong" not in spelled  # 试用 or 使用: two meanings, so neither
+
+
+async def test_a_question_with_pinyin_in_it_finds_its_topic() -> None:
+    from pathlib import Path
+
+    from bot.knowledge.retrieval import FaqIndex
+
+    index = FaqIndex.load(Path(__file__).resolve().parents[2] / "knowledge")
+    assert index.search("forgot my mima and now locked").answer_id == "wrong-password"
+    first = index.analyzer.units("a pile of errors")[0]
+    assert first.text == "pile"
