@@ -248,17 +248,17 @@ class Channel(ABC):
         return isinstance(error, (OSError, TimeoutError))
 
     @property
+    @abstractmethod
     def card_destination(self) -> str:
-        """Where request cards go (an admin group or channel); empty: this channel posts none."""
-        return ""
+        """Where request cards go (an admin group or channel, from the settings); empty: none are posted."""
 
+    @abstractmethod
     async def post_card(self, destination: str, request_id: int, card: Rendered) -> str:
         """Post a request card; return the platform's reference to the message, for redrawing it."""
-        raise NotImplementedError(f"{self.name} has a card destination but cannot post cards")
 
+    @abstractmethod
     async def redraw_card(self, destination: str, message_ref: str, request_id: int, card: Rendered) -> None:
         """Edit a posted card. Raise to try again next round; return when done or when it cannot be done."""
-        raise NotImplementedError(f"{self.name} has a card destination but cannot redraw cards")
 
     # ---- helpers for channels -------------------------------------------------------------------
 
