@@ -21,8 +21,8 @@ from bot.clock import ManualClock
 from bot.config import Settings
 from bot.errors import ConfigError
 from tests.fakes import crm_section
+from tests.handlers.common import free_port
 from tests.test_console import Cli
-from tests.test_serve import free_port
 
 PASSWORD = "hunter2-db-password"
 

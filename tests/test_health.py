@@ -22,8 +22,8 @@ from bot.app import App
 from bot.serve import Readiness, serve
 from bot.storage.db import Database, alembic_config, upgrade
 from tests.fakes.telegram_api import FakeBotApi
+from tests.handlers.common import free_port
 from tests.handlers.test_telegram import use_telegram, wait_for_health
-from tests.test_serve import free_port
 
 pytestmark = pytest.mark.filterwarnings(
     r"ignore:.*attribute `retry_after` will be of type:telegram.warnings.PTBDeprecationWarning"

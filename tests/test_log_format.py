@@ -26,8 +26,8 @@ from bot.config import LogSettings, Settings, load_settings
 from bot.logs import LogSetup, Redactor, configure, secrets_of
 from bot.serve import serve
 from tests.fakes.telegram_api import FakeBotApi, Person
+from tests.handlers.common import free_port
 from tests.handlers.test_telegram import ALICE, use_telegram, wait_for_health
-from tests.test_serve import free_port
 
 pytestmark = pytest.mark.filterwarnings(
     r"ignore:.*attribute `retry_after` will be of type:telegram.warnings.PTBDeprecationWarning"

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import aiohttp
 
 from bot.app import App
 from bot.serve import serve
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.handlers.common import free_port
 
 
 async def test_serve_answers_health_and_stops(app: App) -> None:

@@ -12,7 +12,6 @@ import asyncio
 import io
 import json
 import re
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,15 +27,13 @@ from bot import admin, demo
 from bot.app import App
 from bot.channel_settings import DingTalkSettings
 from bot.clock import ManualClock
-from bot.crm.base import LockReason
 from bot.errors import ConfigError
 from bot.handlers.base import configured_channels
 from bot.handlers.dingtalk import DingTalkChannel
 from bot.logs import configure as configure_logging
 from bot.logs import secrets_of
-from bot.requests.unlock_requests import file_request
 from bot.serve import serve
-from bot.storage.models import Conversation, UnlockRequest
+from bot.storage.models import Conversation
 from tests.fakes.dingtalk_api import (
     ADMIN_GROUP,
     CARD_TOPIC,
@@ -50,17 +47,12 @@ from tests.fakes.dingtalk_api import (
     message,
     press,
 )
+from tests.handlers.common import code, file_for, free_port, request_of
 
 PEOPLE = {"alice": "alice", "bob": "bob", "frank": "frank", "kim": "kim", "sam": "sam", "tina": "tina"}
 MODES = ["http", "stream"]
 # Seconds after which a wait that should end on an event fails instead of hanging; never a measure of speed.
 HANG_GUARD = 30
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def until_connected(channel: DingTalkChannel) -> None:
@@ -182,32 +174,6 @@ async def http_chat(app: App, fake: FakeDingTalk) -> AsyncIterator[tuple[DingTal
         yield running, running.sender
 
 
-async def code(app: App, user: str) -> str:
-    return await demo.current_code(app, user)
-
-
-async def request_of(app: App, username: str) -> UnlockRequest:
-    async with app.database.session() as session:
-        request = await session.scalar(select(UnlockRequest).where(UnlockRequest.crm_username == username))
-    assert request is not None
-    return request
-
-
-async def file_for(app: App, username: str, clock: ManualClock) -> int:
-    async with app.database.session() as session, session.begin():
-        request = await file_request(
-            session,
-            now=clock.now(),
-            username=username,
-            reason=LockReason.UNKNOWN,
-            evidence={},
-            channel="dingtalk",
-            requester=username,
-            admins=("sam", "tina"),
-        )
-    return request.id
-
-
 async def conversations_of(app: App, user: str) -> int:
     async with app.database.session() as session:
         found = select(func.count()).select_from(Conversation).where(Conversation.user_id == user)
@@ -277,7 +243,7 @@ async def test_the_enrolment_qr_code_is_an_image_in_the_private_chat(chat: DingT
 
 async def test_a_press_on_a_choice_never_offered_changes_nothing(chat: DingTalkChat, clock: ManualClock) -> None:
     menu = (await chat.say("alice", "hello"))[-1]
-    await file_for(chat.app, "bob", clock)
+    await file_for(chat.app, "bob", clock, "dingtalk")
     before = len(chat.fake.chat("alice"))
     await chat.deliver_callback(CARD_TOPIC, press("kim", menu, "Why am I locked?"))  # someone else's card
     assert len(chat.fake.chat("alice")) == before

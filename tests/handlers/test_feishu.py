@@ -19,7 +19,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
@@ -27,15 +26,13 @@ from bot import admin, demo
 from bot.app import App
 from bot.channel_settings import FeishuSettings
 from bot.clock import ManualClock
-from bot.crm.base import LockReason
 from bot.errors import ConfigError
 from bot.handlers.base import configured_channels
 from bot.handlers.feishu import FeishuChannel, verified_email
 from bot.logs import configure as configure_logging
 from bot.logs import secrets_of
-from bot.requests.unlock_requests import file_request
 from bot.serve import serve
-from bot.storage.models import Conversation, UnlockRequest
+from bot.storage.models import Conversation
 from tests.fakes.feishu_api import (
     ADMIN_CHAT,
     APP_ID,
@@ -54,7 +51,7 @@ from tests.fakes.feishu_api import (
     p2p_of,
     url_verification,
 )
-from tests.test_serve import free_port
+from tests.handlers.common import code, file_for, free_port, request_of, routes_served
 
 ALICE, BOB, FRANK, KIM, SAM, TINA = "ou_alice1", "ou_bob1", "ou_frank1", "ou_kim1", "ou_sam1", "ou_tina1"
 PEOPLE = {ALICE: "alice", BOB: "bob", FRANK: "frank", KIM: "kim", SAM: "sam", TINA: "tina"}
@@ -174,16 +171,12 @@ async def webhook(app: App, feishu: FakeFeishu, clock: ManualClock) -> AsyncIter
     """The channel's own route on an aiohttp server of its own; Feishu's timestamps come from the test's clock."""
     use_feishu(app, feishu)
     channel = FeishuChannel.for_app(app)
-    server = web.Application()
-    channel.add_routes(server)
-    runner = web.AppRunner(server, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    await channel.start()
-    yield Webhook(channel, FeishuSender(f"http://127.0.0.1:{port}/feishu/events", now=lambda: clock.now().timestamp()))
-    await channel.stop()
-    await runner.cleanup()
+    async with routes_served(channel) as port:
+        await channel.start()
+        yield Webhook(
+            channel, FeishuSender(f"http://127.0.0.1:{port}/feishu/events", now=lambda: clock.now().timestamp())
+        )
+        await channel.stop()
 
 
 @pytest.fixture
@@ -200,17 +193,6 @@ def refusals_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
     found = [r.getMessage().rpartition("err: ")[2] for r in caplog.records if r.name == "Lark" and "failed" in r.msg]
     caplog.clear()
     return found
-
-
-async def code(app: App, username: str) -> str:
-    return await demo.current_code(app, username)
-
-
-async def request_of(app: App, username: str) -> UnlockRequest:
-    async with app.database.session() as session:
-        request = await session.scalar(select(UnlockRequest).where(UnlockRequest.crm_username == username))
-    assert request is not None
-    return request
 
 
 async def conversations(app: App) -> int:
@@ -333,21 +315,6 @@ async def bob_asks_for_an_unlock(chat: FeishuChat) -> int:
     return request.id
 
 
-async def file_for(app: App, username: str, clock: ManualClock) -> int:
-    async with app.database.session() as session, session.begin():
-        request = await file_request(
-            session,
-            now=clock.now(),
-            username=username,
-            reason=LockReason.UNKNOWN,
-            evidence={},
-            channel="feishu",
-            requester=username,
-            admins=("sam", "tina"),
-        )
-    return request.id
-
-
 async def deliver(chat: FeishuChat, channel: FeishuChannel) -> None:
     await channel.deliver()
     await channel.settled()
@@ -385,7 +352,7 @@ async def test_sam_approves_bobs_request_on_the_card_and_bob_is_told(chat: Feish
 
 
 async def test_a_non_admin_press_on_a_card_is_refused(chat: FeishuChat, webhook: Webhook, clock: ManualClock) -> None:
-    await file_for(chat.app, "bob", clock)
+    await file_for(chat.app, "bob", clock, "feishu")
     await deliver(chat, webhook.channel)
     await chat.press(KIM, "批准", chat=ADMIN_CHAT)
     assert "这个操作只有管理员可以使用。" in chat.said(KIM)  # to kim alone, in the bot's default language
@@ -401,7 +368,7 @@ async def test_deny_asks_the_reason_privately_and_bob_hears_it(
     chat: FeishuChat, webhook: Webhook, clock: ManualClock
 ) -> None:
     await chat.say(BOB, "hello")  # bob is on Feishu, so he is told there
-    request_id = await file_for(chat.app, "bob", clock)
+    request_id = await file_for(chat.app, "bob", clock, "feishu")
     await deliver(chat, webhook.channel)
     await chat.press(TINA, "拒绝", chat=ADMIN_CHAT)
     assert f"拒绝申请 #{request_id} 的理由是什么？" in text_of(chat.last(TINA))
@@ -424,7 +391,7 @@ async def test_deny_asks_the_reason_privately_and_bob_hears_it(
 async def test_forged_events_are_refused_and_nothing_is_processed(
     chat: FeishuChat, webhook: Webhook, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    request_id = await file_for(chat.app, "bob", clock)
+    request_id = await file_for(chat.app, "bob", clock, "feishu")
     await deliver(chat, webhook.channel)
     [card] = chat.cards()
     before = len(chat.feishu.calls)
@@ -460,20 +427,14 @@ async def test_a_replayed_event_is_processed_once_even_after_a_restart(
     assert len(chat.chat(ALICE)) == 1
 
     again = FeishuChannel.for_app(app)  # a new process: the engine's store of events remembers
-    server = web.Application()
-    again.add_routes(server)
-    runner = web.AppRunner(server, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        sent = await FeishuSender(f"http://127.0.0.1:{port}/feishu/events", now=webhook.sender.now).send(event)
-        assert sent.status == 200
-        await again.settled()
-    finally:
-        await again.stop()
-        await runner.cleanup()
-    assert len(chat.chat(ALICE)) == 1
+    async with routes_served(again) as port:
+        try:
+            sent = await FeishuSender(f"http://127.0.0.1:{port}/feishu/events", now=webhook.sender.now).send(event)
+            assert sent.status == 200
+            await again.settled()
+        finally:
+            await again.stop()
+            assert len(chat.chat(ALICE)) == 1
 
 
 async def test_the_request_url_is_verified_with_the_token(webhook: Webhook, caplog: pytest.LogCaptureFixture) -> None:
@@ -507,7 +468,7 @@ async def test_a_busy_feishu_keeps_a_notification_for_the_next_round(
     chat: FeishuChat, webhook: Webhook, clock: ManualClock
 ) -> None:
     await chat.say(BOB, "hello")
-    request_id = await file_for(chat.app, "bob", clock)
+    request_id = await file_for(chat.app, "bob", clock, "feishu")
     await deliver(chat, webhook.channel)
     await chat.press(TINA, "拒绝", chat=ADMIN_CHAT)
     await chat.say(TINA, "不行")

@@ -12,7 +12,6 @@ import html
 import io
 import json
 import re
-import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -26,15 +25,12 @@ from bot import admin, demo
 from bot.app import App
 from bot.clock import ManualClock
 from bot.config import SlackSettings
-from bot.crm.base import LockReason
 from bot.errors import ConfigError
 from bot.handlers.base import configured_channels
 from bot.handlers.slack import SlackChannel, verified_email
 from bot.logs import configure as configure_logging
 from bot.logs import secrets_of
-from bot.requests.unlock_requests import file_request
 from bot.serve import serve
-from bot.storage.models import UnlockRequest
 from tests.fakes.slack_api import (
     APP_TOKEN,
     BOT_TOKEN,
@@ -51,6 +47,7 @@ from tests.fakes.slack_api import (
     view_closed,
     view_submission,
 )
+from tests.handlers.common import code, file_for, free_port, request_of, routes_served
 
 ADMINS = "C0ADMINS"
 # Seconds after which a wait that should end on an event fails instead of hanging; never a measure of speed.
@@ -63,12 +60,6 @@ PEOPLE = {
     "U0SAM": "sam",
     "U0TINA": "tina",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def text_of(message: Json) -> str:
@@ -190,44 +181,10 @@ async def chat(app: App, slack: FakeSlack) -> AsyncIterator[SlackChat]:
     """The Slack channel's own route on an aiohttp server of its own, in HTTP mode."""
     slack_settings(app, slack)
     channel = SlackChannel.for_app(app, working_after=0.2)
-    server = web.Application()
-    channel.add_routes(server)
-    runner = web.AppRunner(server, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    await channel.start()
-    yield SlackChat(channel, slack, SlackSender(f"http://127.0.0.1:{port}/slack/events"), app)
-    await channel.stop()
-    await runner.cleanup()
-
-
-async def code(app: App, user: str) -> str:
-    return await demo.current_code(app, user)
-
-
-async def request_of(app: App, username: str) -> UnlockRequest:
-    from sqlalchemy import select
-
-    async with app.database.session() as session:
-        request = await session.scalar(select(UnlockRequest).where(UnlockRequest.crm_username == username))
-    assert request is not None
-    return request
-
-
-async def file_for(app: App, username: str, clock: ManualClock) -> int:
-    async with app.database.session() as session, session.begin():
-        request = await file_request(
-            session,
-            now=clock.now(),
-            username=username,
-            reason=LockReason.UNKNOWN,
-            evidence={},
-            channel="slack",
-            requester=username,
-            admins=("sam", "tina"),
-        )
-    return request.id
+    async with routes_served(channel) as port:
+        await channel.start()
+        yield SlackChat(channel, slack, SlackSender(f"http://127.0.0.1:{port}/slack/events"), app)
+        await channel.stop()
 
 
 # ---- an employee in the direct messages -----------------------------------------------------------
@@ -387,7 +344,7 @@ async def test_sam_approves_bobs_request_in_the_admin_channel_and_bob_is_told(ch
 
 
 async def test_nobody_approves_their_own_request(chat: SlackChat, clock: ManualClock) -> None:
-    own = await file_for(chat.app, "sam", clock)
+    own = await file_for(chat.app, "sam", clock, "slack")
     await chat.deliver()
     [card] = chat.cards()
     await chat.click("U0SAM", card_button(card, "Approve"), channel=ADMINS, message_ts=card["ts"])
@@ -398,7 +355,7 @@ async def test_nobody_approves_their_own_request(chat: SlackChat, clock: ManualC
 
 
 async def test_a_non_admin_click_on_a_card_is_refused(chat: SlackChat, clock: ManualClock) -> None:
-    await file_for(chat.app, "bob", clock)
+    await file_for(chat.app, "bob", clock, "slack")
     await chat.deliver()
     [card] = chat.cards()
     await chat.click("U0KIM", card_button(card, "Approve"), channel=ADMINS, message_ts=card["ts"])
@@ -409,7 +366,7 @@ async def test_a_non_admin_click_on_a_card_is_refused(chat: SlackChat, clock: Ma
 
 async def test_deny_asks_the_reason_in_a_modal_and_bob_hears_it(chat: SlackChat, clock: ManualClock) -> None:
     await chat.say("U0BOB", "hello")  # bob is on Slack, so he is told there
-    request_id = await file_for(chat.app, "bob", clock)
+    request_id = await file_for(chat.app, "bob", clock, "slack")
     await chat.deliver()
     [card] = chat.cards()
     await chat.click("U0TINA", card_button(card, "Deny"), channel=ADMINS, message_ts=card["ts"])
@@ -428,7 +385,7 @@ async def test_deny_asks_the_reason_in_a_modal_and_bob_hears_it(chat: SlackChat,
 
 
 async def test_closing_the_reason_modal_cancels_the_denial(chat: SlackChat, clock: ManualClock) -> None:
-    await file_for(chat.app, "bob", clock)
+    await file_for(chat.app, "bob", clock, "slack")
     await chat.deliver()
     [card] = chat.cards()
     await chat.click("U0TINA", card_button(card, "Deny"), channel=ADMINS, message_ts=card["ts"])

@@ -34,9 +34,9 @@ from bot.identity.linking import link
 from bot.logs import configure as configure_logging
 from bot.logs import secrets_of
 from bot.serve import serve
-from bot.storage.models import Conversation, TotpEnrolment, UnlockRequest
+from bot.storage.models import Conversation, TotpEnrolment
 from tests.fakes.telegram_api import FakeBotApi, FakeUser, Person
-from tests.test_serve import free_port
+from tests.handlers.common import code, free_port, request_of
 
 # PTB 22's own RetryAfter constructor reads its deprecated int-valued ``retry_after`` property, which warns
 # (its rate limiter then uses the timedelta). Nothing of ours touches it; only that warning is let through.
@@ -90,17 +90,6 @@ async def linked(app: App, api: FakeBotApi, user: FakeUser, username: str) -> Pe
     done = await person.says(f"/start {invitation.issued.code}", expect=username)
     assert "CRM" in done.text  # "linked to the CRM account alice", in the person's language
     return person
-
-
-async def code(app: App, username: str) -> str:
-    return await demo.current_code(app, username)
-
-
-async def request_of(app: App, username: str) -> UnlockRequest:
-    async with app.database.session() as session:
-        request = await session.scalar(select(UnlockRequest).where(UnlockRequest.crm_username == username))
-    assert request is not None
-    return request
 
 
 # -- a whole conversation ------------------------------------------------------------------------

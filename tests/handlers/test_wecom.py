@@ -18,9 +18,8 @@ from typing import Any
 import aiohttp
 import pyotp
 import pytest
-from aiohttp import web
 from pydantic import SecretStr, ValidationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
 from bot import admin, demo
 from bot.app import App
@@ -36,7 +35,7 @@ from bot.logs import configure as configure_logging
 from bot.logs import secrets_of
 from bot.messages import Rendered, RenderedButton
 from bot.serve import serve
-from bot.storage.models import TotpEnrolment, UnlockRequest
+from bot.storage.models import TotpEnrolment
 from tests.fakes.wecom_api import (
     AES_KEY,
     AGENT_ID,
@@ -48,7 +47,7 @@ from tests.fakes.wecom_api import (
     Message,
     WeComSender,
 )
-from tests.test_serve import free_port
+from tests.handlers.common import code, free_port, request_of, routes_served
 
 ALICE, BOB, FRANK, KIM, SAM, TINA = "WangAlice", "LiBob", "LiuFrank", "SunKim", "MaSam", "GuoTina"
 
@@ -131,28 +130,11 @@ async def chat(app: App, wecom: FakeWeCom, clock: ManualClock) -> AsyncIterator[
     """The channel's route on an aiohttp server of its own, as ``serve`` would add it to the shared one."""
     use_wecom(app, wecom)
     channel = WeComChannel.for_app(app)
-    server = web.Application()
-    channel.add_routes(server)
-    runner = web.AppRunner(server, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    await channel.start()
-    sender = WeComSender(f"http://127.0.0.1:{port}/wecom/events", now=lambda: int(clock.now().timestamp()))
-    yield WeComChat(channel, wecom, sender, app)
-    await channel.stop()
-    await runner.cleanup()
-
-
-async def code(app: App, user: str) -> str:
-    return await demo.current_code(app, user)
-
-
-async def request_of(app: App, username: str) -> UnlockRequest:
-    async with app.database.session() as session:
-        request = await session.scalar(select(UnlockRequest).where(UnlockRequest.crm_username == username))
-    assert request is not None
-    return request
+    async with routes_served(channel) as port:
+        await channel.start()
+        sender = WeComSender(f"http://127.0.0.1:{port}/wecom/events", now=lambda: int(clock.now().timestamp()))
+        yield WeComChat(channel, wecom, sender, app)
+        await channel.stop()
 
 
 def sent_bodies(wecom: FakeWeCom) -> str:

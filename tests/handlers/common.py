@@ -1,0 +1,66 @@
+"""Helpers every channel's tests use: a free port, a channel's routes served on it, demo codes, requests."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+from sqlalchemy import select
+
+from bot import demo
+from bot.app import App
+from bot.clock import ManualClock
+from bot.crm.base import LockReason
+from bot.handlers.base import Channel
+from bot.requests.unlock_requests import file_request
+from bot.storage.models import UnlockRequest
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@asynccontextmanager
+async def routes_served(channel: Channel) -> AsyncIterator[int]:
+    """The channel's HTTP routes on an aiohttp server of their own, as ``serve`` adds them to the shared one."""
+    server = web.Application()
+    channel.add_routes(server)
+    runner = web.AppRunner(server, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield port
+    finally:
+        await runner.cleanup()
+
+
+async def code(app: App, username: str) -> str:
+    return await demo.current_code(app, username)
+
+
+async def request_of(app: App, username: str) -> UnlockRequest:
+    async with app.database.session() as session:
+        request = await session.scalar(select(UnlockRequest).where(UnlockRequest.crm_username == username))
+    assert request is not None
+    return request
+
+
+async def file_for(app: App, username: str, clock: ManualClock, channel: str) -> int:
+    """A request of ``username``'s waiting for the admins, as if filed on ``channel``."""
+    async with app.database.session() as session, session.begin():
+        request = await file_request(
+            session,
+            now=clock.now(),
+            username=username,
+            reason=LockReason.UNKNOWN,
+            evidence={},
+            channel=channel,
+            requester=username,
+            admins=("sam", "tina"),
+        )
+    return request.id
