@@ -8,6 +8,7 @@ A channel turns a platform event into an ``Inbound`` and sends each
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -68,11 +69,13 @@ class Button:
 
 @dataclass(frozen=True, slots=True)
 class Image:
-    """A picture to send, such as an enrolment QR code."""
+    """A picture to send: an enrolment QR code (a secret), or the admins' stats chart (``secret=False``)."""
 
     png: bytes
     name: str
     text_art: str = ""  # the same picture drawn in characters, for terminals
+    # It holds a secret: kept no longer than it is needed, and not to be forwarded.
+    secret: bool = True
 
     def __repr__(self) -> str:
         return f"Image(name={self.name!r}, {len(self.png)} bytes)"
@@ -151,3 +154,40 @@ def replies_from_json(raw: str) -> list[Reply]:
         )
         for item in json.loads(raw, object_hook=_decode)
     ]
+
+
+def rendered_to_json(replies: Sequence[Rendered]) -> str:
+    """Serialise rendered replies to keep in the database; ``holds_secret`` ones must not be passed here."""
+    return json.dumps(
+        [
+            {
+                "text": r.text,
+                "buttons": [[b.action, b.label] for b in r.buttons],
+                "image": {"png": base64.b64encode(r.image.png).decode(), "name": r.image.name} if r.image else None,
+                "secret_input": r.secret_input,
+                "locale": r.locale,
+            }
+            for r in replies
+        ],
+        ensure_ascii=False,
+    )
+
+
+def rendered_from_json(raw: str) -> list[Rendered]:
+    return [
+        Rendered(
+            text=item["text"],
+            buttons=tuple(RenderedButton(action, label) for action, label in item["buttons"]),
+            image=Image(base64.b64decode(item["image"]["png"]), item["image"]["name"], secret=False)
+            if item["image"]
+            else None,
+            secret_input=item["secret_input"],
+            locale=item["locale"],
+        )
+        for item in json.loads(raw)
+    ]
+
+
+def holds_secret(reply: Rendered) -> bool:
+    """A reply not to be written to the database in the clear: private, or with a secret image (a QR code)."""
+    return reply.private or (reply.image is not None and reply.image.secret)

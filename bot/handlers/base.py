@@ -11,7 +11,9 @@ platform's messages. Everything else is the same on every platform and lives her
 - linking a newcomer by the e-mail the platform vouches for, without asking the platform on every
   message (``link_by_email``);
 - the unprompted part (``deliver``): notifications to people, request cards posted to the admin
-  destination and redrawn when their request moves on. A channel only says how to send one.
+  destination and redrawn when their request moves on. A channel only says how to send one;
+- replies the platform would not take even after its client's retries (rate limited, unreachable) are
+  kept in the database and sent at a later round (``hold``), on whichever replica gets there first.
 
 ``serve`` finds channels in ``CHANNELS`` and starts those whose settings section is ``configured``.
 """
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 from cachetools import LRUCache, TTLCache
 
-from bot.messages import LOCALES, Rendered
+from bot.messages import LOCALES, Rendered, holds_secret, rendered_from_json, rendered_to_json
 from bot.storage import channel_state
 from bot.storage.leases import LeaseKeeper
 
@@ -51,6 +53,8 @@ RECENT_EVENTS = 10_000  # event keys remembered per process to drop redeliveries
 # have confirmed their e-mail or been given a CRM account since.
 IDENTITY_RECHECK = timedelta(minutes=10)
 PEOPLE_REMEMBERED = 10_000
+HELD = "held"  # channel_state kind of replies kept to send later
+HOLD_FOR = timedelta(seconds=30)  # how long held replies wait when the platform did not say (Retry-After)
 
 
 class EnginePort(Protocol):
@@ -214,7 +218,8 @@ class Channel(ABC):
         """Release what sending needs (an HTTP client), once the last turn has finished."""
 
     async def deliver(self) -> None:
-        """Send what waits: notifications to people, then request cards to the admin destination."""
+        """Send what waits: held replies and notifications to people, then request cards to the admins."""
+        await self._send_held()
         for delivery in await self.engine.take_notifications(self.name):
             try:
                 async with self.people[delivery.user_id]:
@@ -247,6 +252,10 @@ class Channel(ABC):
         """Whether a failed send should be tried again next round: the platform unreachable or busy."""
         return isinstance(error, (OSError, TimeoutError))
 
+    def retry_after(self, error: Exception) -> timedelta | None:
+        """How long the platform asked us to wait after ``error``, when it said."""
+        return None
+
     @property
     @abstractmethod
     def card_destination(self) -> str:
@@ -261,6 +270,41 @@ class Channel(ABC):
         """Edit a posted card. Raise to try again next round; return when done or when it cannot be done."""
 
     # ---- helpers for channels -------------------------------------------------------------------
+
+    async def hold(self, user_id: str, replies: list[Rendered], error: Exception) -> None:
+        """Keep ``replies`` to ``user_id`` that the platform refused for now (``error``), to send them later.
+
+        A reply that holds a secret (a QR code, a link code) is not written to the database in the clear:
+        it is dropped with a warning, and the person gets it again by asking (the flow offers it anew).
+        """
+        kept = [reply for reply in replies if not holds_secret(reply)]
+        if len(kept) < len(replies):
+            log.warning("%s: a reply with a secret to %s could not be sent and is not kept", self.name, user_id)
+        if not kept:
+            return
+        now = self.context.clock.now()
+        wait = self.retry_after(error) or HOLD_FOR
+        # The key orders one person's held replies by when they were held; expires_at says when they are due.
+        key = f"{user_id}\n{now.timestamp():.6f}\n{id(replies):x}"
+        await channel_state.remember(
+            self.context.database, self.name, HELD, key, rendered_to_json(kept), expires_at=now + wait
+        )
+        log.warning("%s: %d reply(ies) to %s held for %s: %s", self.name, len(kept), user_id, wait, error)
+
+    async def _send_held(self) -> None:
+        due = await channel_state.take_due(self.context.database, self.name, HELD, now=self.context.clock.now())
+        for key, value in due:
+            user_id = key.split("\n", 1)[0]
+            async with self.people[user_id]:
+                try:
+                    await self.send_unprompted(user_id, rendered_from_json(value))
+                except Exception as exc:
+                    if not self.worth_retrying(exc):
+                        log.warning(
+                            "%s: held replies to %s cannot be sent: %s", self.name, user_id, describe_error(exc)
+                        )
+                        continue
+                    await self.hold(user_id, rendered_from_json(value), exc)
 
     def first_time(self, key: str) -> bool:
         """False for an event key this process has seen already (a platform's retry)."""

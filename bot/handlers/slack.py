@@ -18,6 +18,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -143,6 +144,10 @@ class SlackChannel(Channel):
             server.router.add_post(EVENTS_PATH, self._on_http)
 
     async def start(self) -> None:
+        # One HTTP session for every Web API call, so connections to Slack are kept and reused; without it
+        # slack_sdk opens a session, and a TCP connection, per call.
+        if self.client.session is None:
+            self.client.session = aiohttp.ClientSession()
         if self._settings.mode == "socket":
             assert self._settings.app_token is not None  # checked with the settings
             self._socket = AsyncSocketModeHandler(
@@ -173,12 +178,23 @@ class SlackChannel(Channel):
             return bool(error.response.get("error") == "ratelimited")
         return isinstance(error, (aiohttp.ClientError, TimeoutError))
 
+    def retry_after(self, error: Exception) -> timedelta | None:
+        if isinstance(error, SlackApiError):
+            with contextlib.suppress(TypeError, ValueError):
+                return timedelta(seconds=int(error.response.headers.get("Retry-After")))
+        return None
+
     async def connected(self) -> bool:
         """For /readyz: in Socket Mode, whether the socket is up; over HTTP Slack calls us, so always."""
         if self._socket is None:
             return True
         is_connected: Callable[[], Awaitable[bool]] = self._socket.client.is_connected  # untyped in slack_bolt
         return bool(await is_connected())
+
+    async def close(self) -> None:
+        if self.client.session is not None:
+            await self.client.session.close()
+            self.client.session = None
 
     async def disconnect(self) -> None:
         if self._socket is not None:
@@ -396,26 +412,44 @@ class SlackChannel(Channel):
         *,
         trigger: tuple[str, float] | None = None,
     ) -> None:
-        channel = target.channel or await self._dm(user_id)
-        for reply in replies:
-            controls = self._controls(reply.locale or self.default_locale)
-            if trigger and target.ephemeral and asks_for_text(reply):
-                # Nobody types to the bot in a shared channel: the question opens a modal at once.
-                trigger_id, clicked = trigger
-                trigger = None
-                if time.monotonic() - clicked < TRIGGER_LIFETIME and await self._open_modal(
-                    trigger_id, answer_modal(controls, dataclasses.replace(target, channel=channel), reply.text)
-                ):
-                    continue
-            blocks = message_blocks(reply, controls, typing_possible=not target.ephemeral)
-            if target.ephemeral:
-                await self.client.chat_postEphemeral(
-                    channel=channel, user=user_id, text=escape(reply.text), blocks=blocks
-                )
-            else:
-                await self.client.chat_postMessage(channel=channel, text=escape(reply.text), blocks=blocks)
-            if reply.image is not None:
-                await self._upload(user_id, reply.image)
+        try:
+            channel = target.channel or await self._dm(user_id)
+        except Exception as exc:
+            if not self.worth_retrying(exc):
+                raise
+            await self.hold(user_id, list(replies), exc)
+            return
+        for index, reply in enumerate(replies):
+            try:
+                trigger = await self._post_one(user_id, target, channel, reply, trigger)
+            except Exception as exc:
+                # Slack still refused after the client's own retries: the rest waits in the database, never lost.
+                if not self.worth_retrying(exc):
+                    raise
+                await self.hold(user_id, list(replies[index:]), exc)
+                return
+
+    async def _post_one(
+        self, user_id: str, target: ReplyTarget, channel: str, reply: Rendered, trigger: tuple[str, float] | None
+    ) -> tuple[str, float] | None:
+        """Post one reply; the modal trigger that is left for the next one."""
+        controls = self._controls(reply.locale or self.default_locale)
+        if trigger and target.ephemeral and asks_for_text(reply):
+            # Nobody types to the bot in a shared channel: the question opens a modal at once.
+            trigger_id, clicked = trigger
+            trigger = None
+            if time.monotonic() - clicked < TRIGGER_LIFETIME and await self._open_modal(
+                trigger_id, answer_modal(controls, dataclasses.replace(target, channel=channel), reply.text)
+            ):
+                return trigger
+        blocks = message_blocks(reply, controls, typing_possible=not target.ephemeral)
+        if target.ephemeral:
+            await self.client.chat_postEphemeral(channel=channel, user=user_id, text=escape(reply.text), blocks=blocks)
+        else:
+            await self.client.chat_postMessage(channel=channel, text=escape(reply.text), blocks=blocks)
+        if reply.image is not None:
+            await self._upload(user_id, reply.image)
+        return trigger
 
     async def _open_modal(self, trigger_id: str, view: dict[str, Any]) -> bool:
         try:

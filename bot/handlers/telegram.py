@@ -70,7 +70,7 @@ from telegram.ext import (
 from bot.channel_settings import TelegramSettings
 from bot.handlers.base import Channel, ChannelContext, describe_error
 from bot.handlers.telegram_buttons import ButtonTokens, Holder
-from bot.handlers.telegram_pacing import PacedRateLimiter, notices
+from bot.handlers.telegram_pacing import PacedRateLimiter, notices, retry_seconds
 from bot.handlers.telegram_text import MAX_CALLBACK_ANSWER, MAX_MESSAGE, as_html, shorten, split_message
 from bot.messages import LOCALES, Inbound, InboundKind, Rendered, RenderedButton
 
@@ -460,11 +460,18 @@ class TelegramChannel(Channel):
     # -- from the engine to Telegram ---------------------------------------------------------------
 
     async def _send(self, person: int, replies: Sequence[Rendered], place: Place, *, locale: str) -> None:
-        for reply in replies:
-            if reply.secret_input and place.public:
-                await self._send_privately(person, reply, place, locale)
-            else:
-                await self._send_reply(person, reply, place)
+        for index, reply in enumerate(replies):
+            try:
+                if reply.secret_input and place.public:
+                    await self._send_privately(person, reply, place, locale)
+                else:
+                    await self._send_reply(person, reply, place)
+            except Exception as exc:
+                # Telegram still refused after the limiter's retries: the rest waits in the database.
+                if not self.worth_retrying(exc):
+                    raise
+                await self.hold(str(person), list(replies[index:]), exc)
+                return
 
     async def _send_privately(self, person: int, reply: Rendered, group: Place, locale: str) -> None:
         """A reply that asks for a secret, sent to the person's private chat even when they wrote in a group."""
@@ -561,6 +568,9 @@ class TelegramChannel(Channel):
 
     def worth_retrying(self, error: Exception) -> bool:
         return isinstance(error, (NetworkError, RetryAfter))
+
+    def retry_after(self, error: Exception) -> timedelta | None:
+        return timedelta(seconds=retry_seconds(error)) if isinstance(error, RetryAfter) else None
 
     @property
     def card_destination(self) -> str:

@@ -120,7 +120,8 @@ class Pacer:
             self._sent.append(loop.time())
 
 
-def _seconds(error: RetryAfter) -> float:
+def retry_seconds(error: RetryAfter) -> float:
+    """How long Telegram asked to wait, whichever PTB version raised ``error``."""
     value = getattr(error, "_retry_after", None)  # a timedelta in PTB 22, whose public property warns
     if isinstance(value, timedelta):
         return value.total_seconds()
@@ -173,7 +174,7 @@ class PacedRateLimiter(BaseRateLimiter[int]):
                 try:
                     return await callback(*args, **kwargs)
                 except RetryAfter as exc:
-                    wait = _seconds(exc)
+                    wait = retry_seconds(exc)
                     if attempt == self._max_retries:
                         raise
                     log.warning("telegram: %s answered 429; every send waits %.1f s", endpoint, wait)

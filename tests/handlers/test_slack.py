@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -55,6 +56,7 @@ HANG_GUARD = 60
 PEOPLE = {
     "U0ALICE": "alice",
     "U0BOB": "bob",
+    "U0DAVE": "dave",
     "U0FRANK": "frank",
     "U0KIM": "kim",
     "U0SAM": "sam",
@@ -487,6 +489,24 @@ async def test_a_rate_limited_call_is_retried_after_retry_after(chat: SlackChat)
     first, second = chat.slack.calls_to("chat.postMessage")[:2]
     assert second.args == first.args
     assert second.at - first.at >= 1.0
+
+
+async def test_a_reply_slack_keeps_refusing_is_held_and_sent_at_a_later_round(
+    chat: SlackChat, clock: ManualClock
+) -> None:
+    # More 429s than the client retries: the reply is kept in the database, not lost, and goes out once
+    # Slack's Retry-After has passed, at the next delivery round (on whichever replica runs it).
+    chat.slack.rate_limit("chat.postMessage", times=4, retry_after=0)
+    assert await chat.say("U0ALICE", "hello") == []
+    await chat.deliver()
+    assert chat.dm("U0ALICE") == []  # not due yet: held for Retry-After, or 30 s when Slack gave none
+    clock.advance(timedelta(seconds=31))
+    await chat.deliver()
+    [said] = chat.dm("U0ALICE")
+    assert "Hi alice" in text_of(said)
+    assert buttons_of(said), "the held reply keeps its buttons"
+    await chat.deliver()
+    assert len(chat.dm("U0ALICE")) == 1  # sent once
 
 
 # ---- serve(), Socket Mode and settings ----------------------------------------------------------

@@ -25,7 +25,7 @@ from bot.app import App
 from bot.clock import ManualClock
 from bot.config import Settings, TelegramSettings
 from bot.errors import ConfigError
-from bot.handlers.base import configured_channels
+from bot.handlers.base import HELD, configured_channels
 from bot.handlers.telegram import TelegramChannel, event_key, locale_hint
 from bot.handlers.telegram_buttons import MAX_CALLBACK_DATA, ButtonTokens, Holder, Press
 from bot.handlers.telegram_text import MAX_MESSAGE, as_html, split_message
@@ -34,7 +34,7 @@ from bot.identity.linking import link
 from bot.logs import configure as configure_logging
 from bot.logs import secrets_of
 from bot.serve import serve
-from bot.storage.models import Conversation, TotpEnrolment
+from bot.storage.models import ChannelState, Conversation, TotpEnrolment
 from tests.fakes.telegram_api import FakeBotApi, FakeUser, Person
 from tests.handlers.common import code, free_port, request_of
 
@@ -314,6 +314,28 @@ async def test_a_429_is_waited_out_and_the_message_delivered(
     [pause] = [r for r in caplog.records if r.name == RATE_LIMITER and "answered 429" in r.getMessage()]
     assert isinstance(pause.args, tuple)
     assert float(pause.args[1]) >= 1.0
+
+
+async def test_a_reply_telegram_will_not_take_is_held_and_sent_at_a_later_round(
+    app: App, api: FakeBotApi, channel: TelegramChannel, clock: ManualClock
+) -> None:
+    alice = await linked(app, api, ALICE, "alice")
+    before = api.last_message_id
+    api.fail_next("sendMessage", 500)  # Telegram down for a moment: the reply is kept, not lost
+    api.say(ALICE, "/menu")
+    held = select(func.count()).select_from(ChannelState).where(ChannelState.kind == HELD)
+    for _ in range(200):
+        async with app.database.session() as session:
+            if await session.scalar(held):
+                break
+        await asyncio.sleep(0.025)
+    else:
+        raise AssertionError("the refused reply was not held")
+    clock.advance(timedelta(seconds=31))
+    await channel.deliver()
+    await api.reply_in(alice.id, "What would you like", after=before)
+    await channel.deliver()
+    assert sum("What would you like" in m.text for m in api.chat(alice.id) if m.message_id > before) == 1
 
 
 async def test_a_redelivered_update_is_handled_once_even_after_a_restart(
