@@ -124,7 +124,11 @@ async def _check_key(database: Database, box: SecretBox | None) -> None:
 @asynccontextmanager
 async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[App]:
     clock = clock or SystemClock()
-    database = Database(settings.database_url, echo=settings.database.echo)
+    database = Database(
+        settings.database_url,
+        echo=settings.database.echo,
+        pool=(settings.database.pool_size, settings.database.max_overflow),
+    )
     crm = build_crm(settings, clock, database)
     try:
         await database.upgrade()

@@ -79,6 +79,11 @@ class DatabaseSettings(_Section):
     # Empty means a SQLite file in [bot] data_dir.
     url: str = ""
     echo: bool = False
+    # Connections each process keeps open to PostgreSQL, and how many more it may open at a busy moment. A turn
+    # holds one for its transaction: a pool smaller than the turns under way at once makes turns queue for it.
+    # (SQLite ignores both: one file, one writer.)
+    pool_size: int = Field(default=10, ge=1, le=200)
+    max_overflow: int = Field(default=20, ge=0, le=500)
 
     _supported = field_validator("url")(_database_url)
 

@@ -168,11 +168,11 @@ class Engine:
                     conversation = await self._conversation(session, inbound)
                     note.flow, note.step = conversation.flow, conversation.step
                     locale = conversation.locale = self._locale(conversation, inbound)
-                    replies = await self._turn(session, conversation, inbound, queued)
+                    replies, username = await self._turn(session, conversation, inbound, queued)
                     # Where the turn left the conversation; a flow that ended shows as its name with step "end".
                     note.flow, note.step = conversation.flow or note.flow, conversation.step
                     locale = conversation.locale
-                    replies = await self._pending_notifications(session, conversation, inbound) + replies
+                    replies = await self._pending_notifications(session, conversation, inbound, username) + replies
                     # Rendered inside the transaction: a template that fails changes nothing either.
                     rendered = [self._renderer.render(reply, locale, inbound.timezone) for reply in replies]
             except BotError as exc:
@@ -214,7 +214,8 @@ class Engine:
             await self._outbox.run_items(items)
             async with self._db.session() as session, session.begin():
                 conversation = await self._conversation(session, inbound)
-                replies = await self._pending_notifications(session, conversation, inbound)
+                username = await linked_username(session, inbound.channel, inbound.team_id, inbound.user_id)
+                replies = await self._pending_notifications(session, conversation, inbound, username)
                 return [self._renderer.render(reply, conversation.locale, inbound.timezone) for reply in replies]
         except Exception:
             log.exception("queued work for %s:%s is left to the housekeeper", inbound.channel, inbound.user_id)
@@ -318,9 +319,8 @@ class Engine:
             await requeue(session, delivery.notification_ids)
 
     async def _pending_notifications(
-        self, session: AsyncSession, conversation: Conversation, inbound: Inbound
+        self, session: AsyncSession, conversation: Conversation, inbound: Inbound, username: str | None
     ) -> list[Reply]:
-        username = await linked_username(session, inbound.channel, inbound.team_id, inbound.user_id)
         if username is None:
             return []
         account = account_key(inbound.channel, inbound.team_id, inbound.user_id)
@@ -400,7 +400,8 @@ class Engine:
 
     async def _turn(
         self, session: AsyncSession, conversation: Conversation, inbound: Inbound, queued: list[int]
-    ) -> list[Reply]:
+    ) -> tuple[list[Reply], str | None]:
+        """The turn's replies, and the CRM user the person is linked to once it is over (a turn may link them)."""
         now = self._services.clock.now()
         idle = conversation.flow is not None and conversation.updated_at < now - self._idle_timeout
         conversation.updated_at = now
@@ -418,7 +419,7 @@ class Engine:
         timed_out = await self._time_out(conversation, turn) if idle else []
         replies = await self._dispatch(conversation, turn)
         conversation.verified_at = turn.verified_at
-        return timed_out + replies
+        return timed_out + replies, turn.username
 
     async def _time_out(self, conversation: Conversation, turn: Turn) -> list[Reply]:
         """The conversation sat too long in a flow: let the flow say so (its ``TIMEOUT`` step), then start fresh.

@@ -132,7 +132,15 @@ class Database:
     last writes of a process (the audit trail links the events it wrote), run by ``dispose``.
     """
 
-    def __init__(self, url: str, *, echo: bool = False, create: bool = False, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        create: bool = False,
+        read_only: bool = False,
+        pool: tuple[int, int] | None = None,
+    ) -> None:
         self.url = url
         self.read_only = read_only
         self.info: dict[str, Any] = {}
@@ -143,7 +151,10 @@ class Database:
             if not read_only:
                 prepare_sqlite_file(url, create=create)
             engine_url = async_url(url)
-        self.engine: AsyncEngine = create_async_engine(engine_url, echo=echo)
+        sizes: dict[str, Any] = {}
+        if pool is not None and path is None:  # (pool_size, max_overflow), for a server; SQLite keeps its own
+            sizes = {"pool_size": pool[0], "max_overflow": pool[1]}
+        self.engine: AsyncEngine = create_async_engine(engine_url, echo=echo, **sizes)
         if self.engine.dialect.name == "sqlite":
             pragmas = _sqlite_read_only_pragmas if read_only else _sqlite_pragmas
             event.listen(self.engine.sync_engine, "connect", pragmas)
