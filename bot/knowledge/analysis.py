@@ -5,9 +5,14 @@ Chinese is cut into words with jieba, English is lower-cased, stripped of functi
 languages' vocabulary applies. The words of one synonym group (``knowledge/synonyms.yaml``) count as one word.
 
 A question is read more forgivingly than a topic: chat shorthand is spelled out first (``Shorthand``), an
-English word the index does not know is corrected to a near one it does (``Speller``), and Chinese
+English word the index does not know is corrected to a near one it does (``Speller``), or, when one changed
+letter makes it a phrase of the synonyms with its neighbour, to that word ("sigh in" -> "sign in"), and Chinese
 characters jieba cannot place in a known word are tried against the known words that differ from them by one
 character ("锁丁" -> "锁定", "密吗" -> "密码"), the usual result of picking the wrong character of the same sound.
+Chinese typed in pinyin inside English is read as the word ("mima"), and an English word written straight
+before Chinese is read with it: as the Chinese word it completes ("login不了" -> 登录不了) or the English phrase
+it starts ("VPN密码" -> "vpn password"). ``Analyzer.read`` also gives the whole text as it was read, for the
+character layers to compare.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 from types import ModuleType
 from typing import cast
@@ -62,7 +68,12 @@ _CONTRACTION = re.compile(r"(?<=[a-z])(n't|'s|'m|'re|'ve|'ll|'d)\b")
 # A wrong character is looked for in pieces of this many characters: the length of most Chinese words.
 _REPAIR_LENGTHS = (2, 3, 4)
 _PINYIN_MIN_LETTERS = 4
+# A word of at least this many letters, unknown and one letter from a word that makes a phrase with its
+# neighbour, is read as that word ("sigh in").
+_PHRASE_SLIP_MIN_LETTERS = 3
 _LATIN_WORD = re.compile(r"(?<![a-z])[a-z]+(?![a-z])")
+# An English word written straight before Chinese ("login不了", "unlock失败"), and up to four characters of it.
+_LATIN_BEFORE_HAN = re.compile(r"(?<![a-z])([a-z]+)([\u4e00-\u9fff]{1,4})")
 
 
 def _word_set(text: str) -> frozenset[str]:
@@ -92,7 +103,7 @@ STOP_EN = _word_set(
     literally perhaps definitely certainly anymore later turn turned turning close closed open opened opening
     running runs puts makes lets allowed allows available finish finished become became whatever whenever
     somehow seemingly suddenly randomly completely totally lately exactly quite pretty rather less least ways
-    guy person sorry excuse wondering curious helping
+    guy person sorry excuse wondering curious helping st nd rd th
     four five six seven eight nine ten
     lah leh lor meh liao hor sia ah eh aiyo aiyoh aiya alamak wah walao sian ya oye pues bueno vale hola gracias
     el la los las lo le de del mi mis tu un una que es esta este esto estoy estan con para por muy pero y ya
@@ -111,6 +122,7 @@ STOP_ZH = _word_set(
     完全 那边 这边 哪个 最近 之前 以前 刚 老 总是 总 还能 能够 提示 显示 做 干 弄 搞 算 问题 情况 一下子 不能 不了
     啊啊 呃 唉 哎 哎呀 嘿 么么 不行 行 好的 好吧 是的 对的 对吧 好像 似乎 貌似 感觉 咋样 怎么样了 如何了 帮忙 一下下
     赶紧 马上 尽快 急 快点 赶快 好不好 周末 上周 下周 本周 这周 今年 去年 明年 月底 月初 年底
+    急用 急需 求 求求 几个 出 这块 那块
     们 不要 尽量 少 多 更 内 好好 一切 出来 下来 上来 起来 过来 回来 平时 哪里 哪儿 这里 那里 打开 重新 是因为
     因此 为了 关于 对于 一般 通常 经常 常常 有时 有时候 偶尔 其实 确实 当然 还会 正在 稍后 等等 刚好 正好 直接
     另外 不过 只要 虽然 而是 不是 没有 本来 原来 好端端 整个 全部 所有 任何 每次 每天 最 更加 那么 这么 都是
@@ -160,21 +172,27 @@ class Roles:
     ``core``: being locked, unlocking, signing in: a question naming one is about the FAQ's subject.
     ``ours``: the CRM itself. ``elsewhere``: other systems the bot does not look after (mail, chat apps,
     printers); a question about one of them that does not name the CRM is not the bot's to answer.
+    ``tasks``: work done in the CRM other than getting into it (assigning, exporting, converting, merging,
+    creating records); asking how to do one, without naming a lock or sign-in, is a how-to the bot is not for.
+    ``credentials``: what a person signs in with (password, code): "how do I create a new password" is about
+    signing in, whatever its verb.
     """
 
     core: frozenset[str] = frozenset()
     ours: frozenset[str] = frozenset()
     elsewhere: frozenset[str] = frozenset()
+    tasks: frozenset[str] = frozenset()
+    credentials: frozenset[str] = frozenset()
 
 
 def load_roles(path: Path, synonyms: Synonyms) -> Roles:
-    """The index terms of the groups ``synonyms.yaml`` lists under ``core:``, ``ours:`` and ``elsewhere:``."""
+    """The index terms of the groups ``synonyms.yaml`` lists under each role (``core:``, ``ours:``, ``tasks:``...)."""
     if not path.exists():
         return Roles()
     raw = read_yaml(path)
     heads = {group[0] for group in synonyms}
     terms: dict[str, frozenset[str]] = {}
-    for role in ("core", "ours", "elsewhere"):
+    for role in ("core", "ours", "elsewhere", "tasks", "credentials"):
         names = raw.get(role, []) if isinstance(raw, dict) else []
         if not isinstance(names, list):
             raise ConfigError(f"{path}: {role}: expected a list of group names, got {names!r}")
@@ -251,6 +269,14 @@ _CAPITALISED = re.compile(r"(?<![\w'])([A-Z][a-z]+)\b")
 _SENTENCE_START = re.compile(r"(?:^|[.!?。！？]\s*)$")
 
 
+def _respelled(text: str, written: list[str], words: list[str]) -> str:
+    """``text`` with each word of ``written`` that was read as another (``words``, in the same order) respelled."""
+    changes = {old: new for old, new in zip(written, words, strict=True) if old != new}
+    if not changes:
+        return text
+    return _LATIN_WORD.sub(lambda match: changes.get(match.group(), match.group()), text)
+
+
 def _names(text: str) -> frozenset[str]:
     """Words written with a capital inside a sentence ("Apple", "Jira", "Berlin"): names, never typos."""
     return frozenset(
@@ -304,7 +330,25 @@ class Analyzer:
                     if stems:
                         self._english_phrases[stems] = canonical
         self._longest_phrase = max((len(p) for p in self._english_phrases), default=1)
+        # "login不了": an English word of a group whose Chinese word, with the Chinese that follows, is a word of
+        # the synonyms (登录 + 不了 = 登录不了), read as that Chinese word. "VPN密码": an English word followed by a
+        # Chinese word whose English, after it, is a phrase of the synonyms ("vpn password"), read as that phrase.
+        self._chinese_of: dict[str, list[str]] = {}
+        self._english_of: dict[str, list[str]] = {}
+        for group in synonyms:
+            chinese = [word for word in group if is_han(word)]
+            english_words_of_group = [word for word in group if not is_han(word)]
+            for word in group:
+                if is_han(word):
+                    self._english_of[word] = english_words_of_group
+                elif _LATIN_WORD.fullmatch(word):
+                    self._chinese_of[word] = chinese
         keywords = [normalise(keyword) for keyword in keywords]
+        # Two words that go together in a synonym or a keyword ("sign in", "new leads"): the evidence that reads
+        # a slip making another word as the word of the pair ("sigh in", "new leeds").
+        self._pairs: set[tuple[str, ...]] = {phrase for phrase in self._english_phrases if len(phrase) == 2}
+        for keyword in keywords:
+            self._pairs.update(pairwise(stem(word) for word in english_words(keyword)))
         # Function words are cut out whole too, so that "咋整" is not read as 咋 + a stray 整.
         for word in (*keywords, *STOP_ZH):
             self._teach(word)
@@ -349,11 +393,12 @@ class Analyzer:
         if len(word) >= 2 and is_han(word) and not self._chinese.FREQ.get(word):
             self._chinese.add_word(word)
 
-    def units(self, text: str, *, forgiving: bool = True) -> list[Unit]:
+    def units(self, text: str, *, forgiving: bool = True, meant: list[str] | None = None) -> list[Unit]:
         """The content words of ``text`` in order, each with its index terms.
 
         ``forgiving`` reads it as a person's message: shorthand spelled out and typos corrected. Topic texts
-        are read as written.
+        are read as written. ``meant``, when given, receives the text as it was read, piece by piece:
+        normalised, shorthand spelled out, typos and wrong characters corrected.
         """
         names = _names(text) if forgiving else frozenset()
         text = normalise(text)
@@ -361,15 +406,33 @@ class Analyzer:
             text = self._shorthand.expand(text)
             if self._pinyin:
                 text = _LATIN_WORD.sub(lambda word: self._pinyin.get(word.group(), word.group()), text)
+            text = _LATIN_BEFORE_HAN.sub(self._as_chinese, text)
         units: list[Unit] = []
         start = 0
         # English inside Chinese ("CRM登不上") and Chinese inside English are each cut their own way.
         for run in HAN_RUN.finditer(text):
-            units += self._english_units(text[start : run.start()], forgiving, names)
-            units += self._chinese_units(run.group(), forgiving)
+            units += self._english_units(text[start : run.start()], forgiving, names, meant)
+            units += self._chinese_units(run.group(), forgiving, meant)
             start = run.end()
-        units += self._english_units(text[start:], forgiving, names)
+        units += self._english_units(text[start:], forgiving, names, meant)
         return units
+
+    def read(self, text: str) -> tuple[list[Unit], str]:
+        """A person's message as ``units`` reads it, and the whole text as meant (what the letters compare)."""
+        meant: list[str] = []
+        units = self.units(text, meant=meant)
+        return units, "".join(meant)
+
+    def _as_chinese(self, match: re.Match[str]) -> str:
+        word, after = match.group(1), match.group(2)
+        for chinese in self._chinese_of.get(word, ()):
+            if any(chinese + after[:size] in self._chinese_words for size in range(1, len(after) + 1)):
+                return chinese + after
+        for size in range(len(after), 0, -1):
+            for english in self._english_of.get(after[:size], ()):
+                if tuple(stem(w) for w in english_words(f"{word} {english}")) in self._english_phrases:
+                    return f"{word} {english} {after[size:]}"
+        return match.group()
 
     def terms(self, text: str) -> list[str]:
         """The index terms of a topic text, read as written."""
@@ -381,7 +444,7 @@ class Analyzer:
 
     # --- Chinese ---------------------------------------------------------------------------------------------
 
-    def _chinese_units(self, text: str, forgiving: bool) -> Iterator[Unit]:
+    def _chinese_units(self, text: str, forgiving: bool, meant: list[str] | None = None) -> Iterator[Unit]:
         spans: list[tuple[int, int]] = []
         if forgiving:  # 帐号 for 账号, 被所了 for 被锁了: the sound typed, the wrong character picked
             cuts = {0}
@@ -397,6 +460,8 @@ class Analyzer:
             offset = end
         if forgiving:
             words = self._repair(words)
+        if meant is not None:
+            meant.append("".join(word for word, _ in words))
         for word, corrected in words:
             if word in STOP_ZH:
                 continue
@@ -406,11 +471,20 @@ class Analyzer:
                 continue
             terms = [word]
             # The parts of a long word are terms too, as in jieba's search mode: 锁定原因 also means 锁定, 原因.
+            covered = [False] * len(word)
             for size in (2, 3):
                 for begin in range(len(word) - size + 1):
                     part = word[begin : begin + size]
                     if part != word and part not in STOP_ZH and self._chinese.FREQ.get(part):
                         terms.append(self._chinese_words.get(part, part))
+                        covered[begin : begin + size] = [True] * size
+            # And a lone character that is a synonym by itself, where no part holds it: 会不会丢 also means 丢.
+            if len(word) > 2:
+                terms += [
+                    self._chinese_words[character]
+                    for position, character in enumerate(word)
+                    if not covered[position] and character in self._chinese_words
+                ]
             yield Unit(word, tuple(terms), corrected)
 
     def _known_chinese(self, word: str) -> bool:
@@ -452,9 +526,9 @@ class Analyzer:
 
     def _one_character_away(self, pieces: list[str], stray: list[bool]) -> str | None:
         piece = "".join(pieces)
-        # Which of the pieces each character came from. The character replaced must be a stray one, and in a
-        # two-character piece the one that stays must be more than a function word, or "讲个" would become
-        # "几个" and "年会" "我会"; in a longer piece, two or three characters in place are evidence enough.
+        # Which of the pieces each character came from. The character replaced must be a stray one, and the
+        # characters that stay must be more than function words, or "讲个" would become "几个", "年会" "我会"
+        # and "会不会影(响)" the keyword "会不会丢": a guess resting on 会不会 alone is no evidence.
         owner = [number for number, word in enumerate(pieces) for _ in word]
         candidates = {
             word
@@ -462,10 +536,7 @@ class Analyzer:
             if stray[owner[position]]
             for word in self._one_off.get(piece[:position] + "?" + piece[position + 1 :], ())
             if word != piece
-            and (
-                len(piece) > 2
-                or any(pieces[n] not in STOP_ZH for n in {owner[p] for p in range(len(piece)) if p != position})
-            )
+            and any(pieces[n] not in STOP_ZH for n in {owner[p] for p in range(len(piece)) if p != position})
         }
         if not candidates:
             return None
@@ -480,16 +551,50 @@ class Analyzer:
 
     # --- English ---------------------------------------------------------------------------------------------
 
-    def _english_units(self, text: str, forgiving: bool, names: frozenset[str]) -> Iterator[Unit]:
+    def _in_phrase(self, word: str, stems: list[str], position: int) -> str | None:
+        """The known word an unknown ``word`` was meant to be when, one letter changed, it makes a pair of words
+        of the synonyms or keywords with the word before or after it ("sigh in" -> "sign in", "new leeds" ->
+        "new leads").
+
+        One changed letter alone is too weak a sign (it would read "date" as "data"); the phrase it completes
+        is the evidence. Several meanings possible: none.
+        """
+        if len(word) < _PHRASE_SLIP_MIN_LETTERS:
+            return None
+        found: set[str] = set()
+        for candidate in self._speller.within_one_edit(word):
+            candidate_stem = stem(candidate)
+            before = stems[position - 1 : position]
+            after = stems[position + 1 : position + 2]
+            if (before and (before[0], candidate_stem) in self._pairs) or (
+                after and (candidate_stem, after[0]) in self._pairs
+            ):
+                found.add(candidate)
+        meanings = {stem(candidate) for candidate in found}
+        return min(found) if len(meanings) == 1 else None
+
+    def _english_units(
+        self, text: str, forgiving: bool, names: frozenset[str], meant: list[str] | None = None
+    ) -> Iterator[Unit]:
         words = english_words(text)
+        written = list(words)
         corrected = [False] * len(words)
+        unknown: list[int] = []
         if forgiving:
             for position, word in enumerate(words):
                 known = stem(word) in self._known_stems or word in names
-                meant = None if known else self._speller.correct(word)
-                if meant is not None:
-                    words[position], corrected[position] = meant, True
+                fix = None if known else self._speller.correct(word)
+                if fix is not None:
+                    words[position], corrected[position] = fix, True
+                elif not known:
+                    unknown.append(position)
         stems = [stem(word) for word in words]
+        for position in unknown:
+            fix = self._in_phrase(words[position], stems, position)
+            if fix is not None:
+                words[position], stems[position], corrected[position] = fix, stem(fix), True
+        if meant is not None:
+            meant.append(_respelled(text, written, words))
         index = 0
         while index < len(words):
             for size in range(min(self._longest_phrase, len(words) - index), 0, -1):

@@ -3,11 +3,12 @@
 Three layers read a question. The word layer is BM25 over one document per topic (its keywords, title and
 example questions in both languages, cut into words by ``bot.knowledge.analysis``: shorthand spelled out,
 typos corrected, synonyms merged). The character layer (``bot.knowledge.similarity``) compares the question
-with every example question letter by letter, which carries what the words miss: a slip of the keyboard,
-a wrong Chinese character, a listed question typed again. The example layer (``bot.knowledge.intent``) finds
-the example most like the question, words and letters together, among the topics' examples and the off-topic
-examples of ``knowledge/off_topic.yaml``. A topic's score is its BM25 score relative to the best one plus
-``char_weight`` times its best character similarity plus ``likeness_weight`` times its example likeness.
+as read (the slips the word layer found put right) with every example question letter by letter, which
+carries what the words miss: a slip no word was corrected for, a listed question typed again. The example
+layer (``bot.knowledge.intent``) finds the example most like the question, words and letters together, among
+the topics' examples and the off-topic examples of ``knowledge/off_topic.yaml``. A topic's score is its BM25
+score relative to the best one plus ``char_weight`` times its best character similarity plus
+``likeness_weight`` times its example likeness.
 
 ``ConfidenceRule`` then sorts each question into one of three:
 
@@ -17,9 +18,10 @@ examples of ``knowledge/off_topic.yaml``. A topic's score is its BM25 score rela
   all but word for word one of a topic's examples. Less needs explaining when the question names the
   subject itself (locked, unlock, sign in: the ``core`` synonym groups).
 - **off-topic**: the question is about another system and not the CRM (the ``elsewhere`` groups: Outlook,
-  DingTalk, the printer), or says little the FAQ knows about and nothing of the subject (weather, lunch, a
-  poem), or is most like an off-topic example (another CRM feature, another system's password); the bot
-  says what it can help with instead of offering topics that do not fit.
+  DingTalk, the printer), or asks how to do other work in the CRM without naming a lock, sign-in or password
+  (the ``tasks`` groups: "how do I assign a lead", "怎么导出报表"), or says little the FAQ knows about and
+  nothing of the subject (weather, lunch, a poem), or is most like an off-topic example (another CRM feature,
+  another system's password); the bot says what it can help with instead of offering topics that do not fit.
 - **unsure**: in between; the bot offers the closest topics, never an empty list.
 
 The rule's numbers are calibrated by cross-validation (``bot.knowledge.calibration``): the topics' own
@@ -69,6 +71,12 @@ BM25_B = 0.75
 # How much a topic that uses a word only in its example questions counts towards the word's document frequency.
 QUESTION_ONLY_SHARE = 0.3
 
+# A question asking how or where to do something: "how do I", "how to", "where can I", "is there a way to",
+# 怎么, 如何, 怎样, 咋, 在哪. Read on the normalised text with shorthand spelled out.
+_HOW_TO = re.compile(
+    r"\bhow\s+(?:do|does|can|could|should|would|to)\b|\bwhere\s+(?:do|does|can|could|should|is|are)\b"
+    r"|\bway\s+to\b|怎么|怎样|如何|咋|在哪|哪里|哪儿"
+)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 
 
@@ -118,8 +126,8 @@ class Word:
     slip or a particle, so it weighs less. ``specificity`` is the highest inverse topic frequency of its known
     terms (``None``: no topic knows it); ``topics`` are the topics that use one of its terms; ``anchors`` maps
     a topic to the specificity of the word's best term among that topic's keywords and title words. ``core``,
-    ``ours`` and ``elsewhere`` say it names the FAQ's subject (being locked, unlocking, signing in), the CRM, or
-    another system (see ``Roles``).
+    ``ours``, ``elsewhere``, ``task`` and ``credential`` say it names the FAQ's subject (being locked, unlocking,
+    signing in), the CRM, another system, other work done in the CRM, or what one signs in with (see ``Roles``).
     """
 
     short: bool
@@ -130,6 +138,8 @@ class Word:
     specificity: float | None
     topics: frozenset[int]
     anchors: Mapping[int, float]
+    task: bool = False
+    credential: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +148,8 @@ class Reading:
 
     ``likeness`` is the example layer's (``bot.knowledge.intent``) closest example per topic, and
     ``off_topic_likeness`` its closest off-topic example; both are empty or zero without that layer.
+    ``how_to`` says the question asks how or where to do something ("how do I ...", "where can I ...", 怎么,
+    如何, 在哪).
     """
 
     words: tuple[Word, ...]
@@ -145,6 +157,7 @@ class Reading:
     characters: tuple[float, ...]
     likeness: tuple[float, ...] = ()
     off_topic_likeness: float = 0.0
+    how_to: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +190,9 @@ class ConfidenceRule:
     say: it is that example, give or take a slip.
 
     Off-topic: a question about another system (Outlook, DingTalk, the printer) that does not name the CRM;
-    one with no word naming the subject that resembles an off-topic example (``off_topic.yaml``) at least
-    ``off_topic_floor`` and more than ``off_topic_lead`` times any topic's example; or one that is not an
+    one that asks how to do other work in the CRM (assign a lead, export a report) and names no lock, sign-in
+    or password; one with no word naming the subject that resembles an off-topic example (``off_topic.yaml``)
+    at least ``off_topic_floor`` and more than ``off_topic_lead`` times any topic's example; or one that is not an
     answer, has no word naming the subject, of which the best topic explains less than ``in_domain``, and
     which resembles no example beyond ``char_floor``.
 
@@ -235,6 +249,11 @@ class ConfidenceRule:
             scores[echoed] = max(scores[echoed], scores[best])
             return Verdict([echoed, *order], scores, echoed, False)
         if any(word.elsewhere for word in reading.words) and not any(word.ours for word in reading.words):
+            return Verdict(order, scores, None, True)
+        # "How do I assign this lead", "怎么导出报表": how to use another part of the CRM, not how to get in
+        # ("how do I create a new password" is).
+        signing_in = core or any(word.credential for word in reading.words)
+        if reading.how_to and not signing_in and any(word.task for word in reading.words):
             return Verdict(order, scores, None, True)
         # Most like a message the bot is not for (another CRM feature, another system's password, small talk),
         # and not about being locked out: off-topic, whatever words it shares with a topic.
@@ -404,7 +423,7 @@ class FaqIndex:
     def read(self, text: str) -> Reading:
         """What the rule needs to know about ``text``: its content words and both layers' scores."""
         question = _CONTROL.sub(" ", text[:MAX_QUESTION_CHARS])
-        units = self._analyzer.units(question)
+        units, meant = self._analyzer.read(question)
         count = len(self._ids)
         bm25 = [0.0] * count
         for term in {term for unit in units for term in unit.terms}:
@@ -414,10 +433,12 @@ class FaqIndex:
         if not words:
             # Nothing but function words ("hi", "你好", "???"): no layer has anything to go on.
             return Reading((), tuple(bm25), (0.0,) * count)
-        expanded = self._analyzer.expand(question)
+        # The letters are compared as meant: a slip corrected above ("falut", "解琐") is not held against it.
+        expanded = meant
         characters = self._ngrams.best_per_owner(expanded, count)
         likeness = self._intent.neighbours([term for unit in units for term in unit.terms], expanded)
-        return Reading(words, tuple(bm25), tuple(characters), tuple(likeness[:count]), likeness[count])
+        how_to = _HOW_TO.search(expanded) is not None
+        return Reading(words, tuple(bm25), tuple(characters), tuple(likeness[:count]), likeness[count], how_to)
 
     def _word(self, unit: Unit) -> Word:
         known = [self._specificity[t] for t in unit.terms if t in self._specificity]
@@ -432,6 +453,9 @@ class FaqIndex:
             core=any(t in self._roles.core for t in unit.terms),
             ours=any(t in self._roles.ours for t in unit.terms),
             elsewhere=any(t in self._roles.elsewhere for t in unit.terms),
+            # A word only guessed from a slip ("再出" read as 导出) is too weak a sign to turn a question away.
+            task=not unit.corrected and any(t in self._roles.tasks for t in unit.terms),
+            credential=any(t in self._roles.credentials for t in unit.terms),
             specificity=max(known, default=None),
             topics=topics,
             anchors=anchors,

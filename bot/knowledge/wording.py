@@ -135,6 +135,7 @@ class Speller:
         for word in sorted(counts):
             self._by_initial.setdefault(word[0], []).append(word)
         self._cache: dict[str, str | None] = {}
+        self._near_cache: dict[str, list[str]] = {}
 
     def __contains__(self, word: str) -> bool:
         return word in self._counts
@@ -149,6 +150,24 @@ class Speller:
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[word] = found
+        return found
+
+    def within_one_edit(self, word: str) -> list[str]:
+        """The known words one edit of any kind away from ``word`` (same first letter), nearest use first.
+
+        For a slip that makes another real-looking word ("sigh" for "sign"): too many candidates to pick one
+        alone, so the caller chooses by what stands beside it.
+        """
+        if word in self._counts or len(word) < _MIN_LENGTH or not word.isalpha():
+            return []
+        if word in self._near_cache:
+            return self._near_cache[word]
+        choices = self._by_initial.get(word[0], [])
+        near = process.extract(word, choices, scorer=OSA.distance, score_cutoff=1, limit=None)
+        found = [str(item[0]) for item in sorted(near, key=lambda item: (-self._counts[item[0]], item[0]))]
+        if len(self._near_cache) >= _CACHE_LIMIT:
+            self._near_cache.clear()
+        self._near_cache[word] = found
         return found
 
     def _nearest(self, word: str) -> str | None:

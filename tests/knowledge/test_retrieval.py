@@ -115,6 +115,10 @@ def test_a_clear_question_gets_its_topic(index: FaqIndex, question: str, topic_i
         ("网洛不好会被锁吗", "network"),
         ("授全过期了吗", "license"),
         ("忘记密码了，登陆不上", "wrong-password"),
+        # A slip that makes another word is read by the phrase it completes: "sigh in" is "sign in".
+        ("i cant sigh in to the crm", "cannot-sign-in"),
+        # The letters are compared as meant, the slip corrected.
+        ("帮我解琐", "unlock-steps"),
     ],
 )
 def test_typos_in_either_language_are_forgiven(index: FaqIndex, question: str, topic_id: str) -> None:
@@ -145,10 +149,61 @@ def test_chat_shorthand_is_read_as_meant(index: FaqIndex, question: str, topic_i
         ("is 数据 safe", "data-safety"),
         ("how do I 解锁 my account", "unlock-steps"),
         ("是不是我的wifi有问题", "network"),
+        # An English word written straight before Chinese that completes it: login + 不了 = 登录不了.
+        ("CRM一直login不了", "cannot-sign-in"),
     ],
 )
 def test_mixed_language_uses_both_vocabularies(index: FaqIndex, question: str, topic_id: str) -> None:
     assert index.search(question).answer_id == topic_id
+
+
+def test_an_english_word_before_chinese_is_read_as_the_phrase_they_make(index: FaqIndex) -> None:
+    # "VPN密码" is "vpn password", another system's password, as it is in English.
+    for question in ("VPN密码忘了怎么办", "vpn password forgotten"):
+        result = index.search(question)
+        assert result.answer_id is None
+        assert result.off_topic
+
+
+def test_a_character_is_not_guessed_from_function_words_alone(index: FaqIndex) -> None:
+    # 会不会 + a character jieba cannot place is not the keyword 会不会丢: "会不会影(响)" is about impact.
+    units = index.analyzer.units("被锁了会不会影想我的业绩")
+    assert not any(unit.corrected and unit.text == "会不会丢" for unit in units)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "how do I assign this lead to a colleague",
+        "怎么把这个客户分配给同事",
+        "how can I export my pipeline to a spreadsheet",
+        "CRM里怎么导出客户名单",
+        "how do I convert a prospect into a customer",
+        "怎么把两个重复的客户合并",
+        "where do I create a new opportunity",
+        "报价单怎么做",
+    ],
+)
+def test_how_to_do_other_work_in_the_crm_is_off_topic(index: FaqIndex, question: str) -> None:
+    result = index.search(question)
+    assert result.answer_id is None
+    assert result.off_topic
+
+
+@pytest.mark.parametrize(
+    ("question", "topic_id"),
+    [
+        # The same work, asked about a lock, is the bot's: naming the lock or the password makes it so.
+        ("are new leads still assigned to me while I'm locked out", "receive-info"),
+        ("how do I export less so I don't get locked again", None),
+        ("新客户还会分配给我吗", "receive-info"),
+    ],
+)
+def test_other_work_asked_about_a_lock_is_not_turned_away(index: FaqIndex, question: str, topic_id: str | None) -> None:
+    result = index.search(question)
+    assert not result.off_topic
+    if topic_id is not None:
+        assert result.answer_id == topic_id
 
 
 OFF_TOPIC = [
@@ -277,9 +332,11 @@ def test_the_groups_with_a_role_name_existing_groups() -> None:
     assert "~lock" in roles.core
     assert roles.ours == {"~crm"}
     assert roles.elsewhere
+    assert "~export" in roles.tasks
+    assert "~password" in roles.credentials
 
 
-@pytest.mark.parametrize("role", ["core", "ours", "elsewhere"])
+@pytest.mark.parametrize("role", ["core", "ours", "elsewhere", "tasks", "credentials"])
 def test_an_unknown_group_in_a_role_is_named(tmp_path: Path, role: str) -> None:
     path = tmp_path / "synonyms.yaml"
     path.write_text(f"{role}: [lock, frozen]\ngroups:\n  - [lock, frozen]\n", encoding="utf-8")
