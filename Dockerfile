@@ -23,6 +23,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     UNLOCKBOT_LOG__FORMAT=json
 COPY --from=wheel /dist /dist
 COPY constraints.txt /tmp/constraints.txt
+# A CJK font, so the admins' `stats` chart writes its Chinese labels (without one it falls back to English).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-wqy-microhei \
+    && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir -c /tmp/constraints.txt /dist/*.whl \
     && rm -rf /dist /tmp/constraints.txt \
     && useradd --system --uid 10001 --home-dir /var/lib/unlockbot --create-home --shell /usr/sbin/nologin unlockbot

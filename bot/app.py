@@ -33,6 +33,7 @@ from bot.knowledge.reasons import load_reasons
 from bot.knowledge.retrieval import FaqIndex
 from bot.metrics import MeteredCrm, Metrics, use_metrics
 from bot.rendering import Renderer, make_environment
+from bot.requests.alerts import Alerts
 from bot.requests.anchor import AuditTrail, open_trail
 from bot.requests.housekeeping import Housekeeper
 from bot.requests.outbox import OutboxWorker
@@ -163,6 +164,7 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
             link_lifetime=timedelta(hours=settings.totp.link_code_hours),
             verify_grace=timedelta(minutes=settings.totp.grace_minutes),
             questions_per_day=settings.requests.questions_per_day,
+            words=renderer.label,
         )
         commands = CommandMatcher.load(knowledge / "commands.yaml", ACTIONS.keys())
         outbox = OutboxWorker(database, metered, clock, admins=services.admins)
@@ -186,6 +188,8 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
             escalation=settings.admins.escalation,
             audit=trail,
             retention=settings.retention,
+            weekly_digest=settings.admins.weekly_digest,
+            alerts=Alerts(database, metered, clock, settings.alerts, services.policy, admins=services.admins),
         )
         yield App(settings, clock, database, crm, box, totp, renderer, engine, outbox, housekeeper, metrics, trail)
     finally:

@@ -7,12 +7,14 @@
                                              LANG, else asked at a terminal)
     unlockbot demo seed [--reset]            --reset starts over where only the demo or console chats are
     unlockbot demo code USER
+    unlockbot demo lock USER REASON          lock a demo user now (a reason code), to see the lock alert
     unlockbot demo clear                     empty a demo database before it serves real people
     unlockbot crm show USER [--json]
     unlockbot crm check [--json]            the configured backend, what it can do, whether it answers now
     unlockbot channels check [--json]       which chat channels are configured, and whether their credentials work
     unlockbot faq "QUESTION" [--lang zh|en] [--json]
     unlockbot faq --json --stdin             one question per line in, one JSON line per question out
+    unlockbot report [--since 30d] [--png FILE] [--lang zh|en]   lock statistics; the chart as a PNG
     unlockbot admin invite USER | unlink USER [--channel C] | reset-totp USER
     unlockbot keys generate | rotate
     unlockbot audit verify [--anchor HASH] | export --since DATE   (read-only: a copy of the database will do)
@@ -35,9 +37,10 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,7 +55,9 @@ from bot.handlers.console import ConsoleChannel
 from bot.identity.secrets import SecretBox
 from bot.logs import LogSetup, describe, secrets_of
 from bot.logs import configure as configure_logging
-from bot.messages import Inbound, Rendered
+from bot.messages import Inbound, Rendered, Reply
+from bot.rendering import LOCALE_ZONES
+from bot.reports.stats import BadPeriod, gather, parse_period
 from bot.requests import audit
 from bot.requests.anchor import AnchorFile, anchor_path, load_audit_key
 from bot.storage.db import Database, upgrade
@@ -101,6 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     code = demo_commands.add_parser("code", help="print a demo user's current TOTP code")
     code.add_argument("user")
+    lock = demo_commands.add_parser("lock", help="lock a demo user now in the embedded CRM, as its rules would")
+    lock.add_argument("user")
+    lock.add_argument("reason", help="a reason code, e.g. failed_password (see knowledge/reasons.yaml)")
     demo_commands.add_parser("clear", help="delete the demo's data (links, TOTP secrets, admins) from the database")
 
     crm = commands.add_parser("crm", help="ask the configured CRM backend")
@@ -150,6 +158,11 @@ def _parser() -> argparse.ArgumentParser:
     faq.add_argument("--lang", help="zh or en (default: from the question's script)")
     faq.add_argument("--json", action="store_true", help="print the ranking as JSON")
     faq.add_argument("--stdin", action="store_true", help="read one question per line from standard input")
+
+    report = commands.add_parser("report", help="lock statistics of a period, and the chart as a PNG")
+    report.add_argument("--since", type=_period, default="30d", help="how far back: 30d, 7d, 12h, 2w (default 30d)")
+    report.add_argument("--png", metavar="FILE", type=Path, help="write the chart (the one `stats` shows) to FILE")
+    report.add_argument("--lang", help="zh or en (default: [bot] default_locale)")
     return parser
 
 
@@ -237,6 +250,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await _crm_show(app, args.user, as_json=args.json)
         if args.command == "admin":
             return await _admin(app, args)
+        if args.command == "report":
+            return await _report(app, args)
         if args.command == "keys":
             count = await admin.rotate_keys(app, by=OPERATOR)
             print(f"re-encrypted {count} secret(s) under the current key; previous_keys can now be removed")
@@ -345,6 +360,10 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         if args.demo_command == "code":
             print(await demo.current_code(app, args.user))
+            return 0
+        if args.demo_command == "lock":
+            reason = await demo.lock_now(app, args.user, args.reason)
+            print(f"locked {args.user} ({reason.value}); linked chats hear of it within [alerts] poll_seconds")
             return 0
         await demo.seed(app, reset=False)
         locale = _demo_locale(args.lang, os.environ, interactive=sys.stdin.isatty())
@@ -477,10 +496,30 @@ async def _crm_show(app: App, username: str, *, as_json: bool) -> int:
     return 0
 
 
+# What the operator loses when the CRM lacks a capability, said plainly by `crm check`.
+_WITHOUT = {
+    Capability.LICENCE_LIST: "cannot list its licences: nobody is reminded before a licence or trial ends",
+    Capability.SEAT_USAGE: "cannot tell who holds the seats: seat-limit cards show seats used / total only",
+}
+
+
+def _lock_alerts(app: App) -> str:
+    """Whether people hear of a new lock before they ask, in one plain line."""
+    if Capability.LOCK_EVENTS not in app.crm.capabilities:
+        return (
+            f"no: the {app.crm.name} backend cannot tell about new locks, so nobody is messaged when locked; "
+            "people find out when they try to sign in"
+        )
+    if not app.settings.alerts.enabled:
+        return "off: [alerts] enabled = false"
+    return f"yes: new locks are read every {app.settings.alerts.poll_seconds:g} s and told to the linked person"
+
+
 async def _crm_check(app: App, *, as_json: bool) -> int:
     """Exit 0 when the CRM answers now, 1 when it does not."""
     can = [c.value for c in Capability if c in app.crm.capabilities]
     cannot = [c.value for c in Capability if c not in app.crm.capabilities]
+    notes = [f"this CRM {text}" for capability, text in _WITHOUT.items() if capability not in app.crm.capabilities]
     reach = await app.crm.probe() if Capability.PROBE in app.crm.capabilities else None
     answers = reach is not None and reach.reachable
     if as_json:
@@ -489,15 +528,20 @@ async def _crm_check(app: App, *, as_json: bool) -> int:
             "location": crm_location(app.settings),
             "capabilities": can,
             "lacks": cannot,
+            "notes": notes,
             "answers": answers,
             "latency_ms": round(reach.latency_ms, 1) if reach and reach.latency_ms is not None else None,
             "detail": reach.detail if reach else "this backend offers no probe",
+            "lock_alerts": _lock_alerts(app),
         }
         print(json.dumps(facts, ensure_ascii=False, indent=2))
         return 0 if answers else 1
     print(f"backend: {app.crm.name} at {crm_location(app.settings)}")
     print(f"can:     {', '.join(can) or '-'}")
     print(f"cannot:  {', '.join(cannot) or '-'}")
+    print(f"alerts:  {_lock_alerts(app)}")
+    for note in notes:
+        print(f"note:    {note}")
     if reach is None:
         print("answers: unknown (this backend offers no probe)")
     elif reach.reachable:
@@ -542,6 +586,32 @@ _OFF_TOPIC = {
     "zh-CN": "这个我帮不上忙：我只负责 CRM 登录和账号锁定方面的问题。",
     "en": "I can't help with that: I only deal with signing in to the CRM and locked CRM accounts.",
 }
+
+
+def _period(text: str) -> timedelta:
+    try:
+        return parse_period(text)
+    except BadPeriod as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+async def _report(app: App, args: argparse.Namespace) -> int:
+    """The numbers of ``stats`` for ``--since``, printed; with ``--png``, the chart written to the file too."""
+    locale = locale_from_flag(args.lang) or app.settings.bot.default_locale
+    zone = ZoneInfo(app.settings.bot.timezone or LOCALE_ZONES[locale])
+    async with app.database.session() as session:
+        numbers = await gather(session, now=app.clock.now(), period=args.since, zone=zone)
+    print(app.renderer.render(Reply("admin/stats", numbers.summary()), locale).text)
+    if args.png is not None:
+        from bot.reports.chart import render_chart  # matplotlib loads only for a picture
+
+        chart = await asyncio.to_thread(render_chart, numbers, app.renderer.label, locale)
+        try:
+            args.png.write_bytes(chart.png)
+        except OSError as exc:
+            raise BotError(f"cannot write the chart to {args.png}: {exc.strerror or exc}") from exc
+        print(f"chart written to {args.png}")
+    return 0
 
 
 def _faq(args: argparse.Namespace, settings: Settings) -> int:

@@ -169,7 +169,8 @@ class KeycloakSettings(_Section):
 
 
 class RestPaths(_Section):
-    """Where each call goes, relative to base_url; {username}, {query} and {since} are filled in, URL-encoded."""
+    """Where each call goes, relative to base_url; {username}, {query}, {since}, {licence} and {limit} are
+    filled in, URL-encoded."""
 
     find_account: str = "/accounts?query={query}"
     lock_status: str = "/accounts/{username}/lock"
@@ -177,8 +178,11 @@ class RestPaths(_Section):
     reset_password: str = "/accounts/{username}/password-reset"  # noqa: S105 (a path)
     add_trusted_ip: str = "/accounts/{username}/trusted-ips"
     licence: str = "/accounts/{username}/licence"
+    licences: str = "/licences"
+    inactive_users: str = "/licences/{licence}/users?order=last_sign_in&limit={limit}"
     system_status: str = "/system/status"
     locks_since: str = "/locks/count?since={since}"
+    lock_events: str = "/locks/events?since={since}"
     probe: str = "/health"
 
 
@@ -304,6 +308,32 @@ class AdminSettings(_Section):
     usernames: tuple[str, ...] = ()
     # Asked as well when a request has waited through escalate_after_reminders reminders.
     escalation: tuple[str, ...] = ()
+    # Once a week (the first housekeeping round of each ISO week in UTC, so Monday; one replica sends it) the
+    # admins get the numbers of `stats` for the last 7 days, with a button that draws the chart.
+    weekly_digest: bool = False
+
+
+class AlertSettings(_Section):
+    # Direct messages the bot sends unasked: a lock as it happens, maintenance ahead and over. People opt out
+    # one by one ("stop alerts"); false here sends none to anybody.
+    enabled: bool = True
+    # How often the CRM is asked for new locks (one replica asks per period); backends without lock events never.
+    poll_seconds: float = Field(default=60, ge=1, le=3600)
+    # How long before a maintenance window people are told of it (and again when it ends).
+    maintenance_notice_hours: float = Field(default=24, gt=0, le=24 * 14)
+    # An incident: at least incident_min_locks locks within incident_window_minutes, and more than
+    # incident_factor times what such a window held on average over the incident_baseline_hours before it.
+    # The admins are told once; "is this normal?" and "is it just me?" say so while it lasts.
+    incident_window_minutes: float = Field(default=10, gt=0, le=24 * 60)
+    incident_factor: float = Field(default=3.0, ge=1)
+    incident_min_locks: int = Field(default=5, ge=2)
+    incident_baseline_hours: float = Field(default=24, gt=0, le=24 * 30)
+
+    @model_validator(mode="after")
+    def _baseline_longer_than_window(self) -> AlertSettings:
+        if self.incident_baseline_hours * 60 <= self.incident_window_minutes:
+            raise ValueError("incident_baseline_hours must be longer than incident_window_minutes")
+        return self
 
 
 class HttpSettings(_Section):
@@ -335,6 +365,7 @@ class Settings(_Section):
     requests: RequestSettings = RequestSettings()
     retention: RetentionSettings = RetentionSettings()
     admins: AdminSettings = AdminSettings()
+    alerts: AlertSettings = AlertSettings()
     telegram: TelegramSettings = TelegramSettings()
     http: HttpSettings = HttpSettings()
     slack: SlackSettings = SlackSettings()

@@ -30,6 +30,7 @@ from bot.crm.sql_schema import (
     CrmFlaggedAction,
     CrmIncident,
     CrmLicence,
+    CrmLockEvent,
     CrmLoginAttempt,
     CrmMaintenance,
     CrmSystemState,
@@ -81,6 +82,22 @@ USERS = (
     DemoUser("sam", "Sam Ma", None, admin=True),
     DemoUser("tina", "Tina Guo", None, admin=True),
 )
+
+
+# Days since each demo user last signed in; kim never has.
+LAST_SIGN_IN_DAYS = {
+    "alice": 1,
+    "dave": 2,
+    "erin": 26,
+    "frank": 3,
+    "grace": 1,
+    "heidi": 1,
+    "judy": 38,
+    "sam": 0,
+    "tina": 4,
+    "carol": 5,
+    "ivan": 2,
+}
 
 
 def demo_secret(username: str) -> str:
@@ -186,6 +203,9 @@ def _crm_rows(now: datetime) -> list[Any]:
         )
         users[demo.username] = user
         rows.append(user)
+        if demo.reason is not None and locked_at is not None:
+            # The CRM's own log of the lock: what lock alerts read (``unlockbot demo lock`` adds more).
+            rows.append(CrmLockEvent(user=user, reason=demo.reason.value, at=locked_at))
     rows += [
         CrmLoginAttempt(user=users["alice"], at=now - timedelta(minutes=16 - i), ip="203.0.113.7", success=False)
         for i in range(5)
@@ -219,6 +239,11 @@ def _crm_rows(now: datetime) -> list[Any]:
             writes_paused=False,
             inbound_channels={"email": True, "web_forms": True, "phone_sync": False},
         ),
+    ]
+    # Last successful sign-ins: a seat-limit card names the licensed accounts that have gone longest without one.
+    rows += [
+        CrmLoginAttempt(user=users[name], at=now - timedelta(days=days, hours=3), ip="192.0.2.10", success=True)
+        for name, days in LAST_SIGN_IN_DAYS.items()
     ]
     return rows
 
@@ -258,6 +283,27 @@ async def seed(app: App, *, reset: bool) -> bool:
                 session, demo_user.username, demo_secret(demo_user.username), active=True, actor="demo"
             )
     return True
+
+
+async def lock_now(app: App, username: str, reason: str) -> LockReason:
+    """Lock a demo user in the embedded CRM now, for ``reason`` (a reason code), so lock alerts can be tried."""
+    if not isinstance(app.crm, SqlCrm):
+        raise ConfigError("crm.backend: the demo runs on the embedded 'sql' backend only")
+    async with app.database.session() as session:
+        await require_demo(session)
+    if reason not in set(LockReason):
+        raise ConfigError(f"reason: expected one of {', '.join(r.value for r in LockReason)}; got {reason!r}")
+    code = LockReason(reason)
+    demo_user = next((u for u in USERS if u.username == username), None)
+    if demo_user is None:
+        raise ConfigError(f"user: expected a demo user ({', '.join(u.username for u in USERS)}); got {username!r}")
+    detail = dict(demo_user.detail) if demo_user.reason is code else {}
+    if code is LockReason.RATE_LIMIT:
+        detail.setdefault("operations", 480)
+        detail.setdefault("window_minutes", 10)
+        detail["lifts_at"] = (app.clock.now() + timedelta(minutes=45)).isoformat()
+    await app.crm.lock(username, code, detail=detail)
+    return code
 
 
 async def current_code(app: App, username: str) -> str:

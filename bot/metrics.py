@@ -43,9 +43,11 @@ from bot.crm.base import (
     Capability,
     CrmBackend,
     LicenceInfo,
+    LockEvent,
     LockStatus,
     PasswordReset,
     Reachability,
+    SeatHolder,
     SystemStatus,
 )
 from bot.crm.resilient import BreakerState, CircuitBreaker
@@ -243,11 +245,17 @@ class MeteredCrm:
     async def all_licences(self) -> list[LicenceInfo]:
         return await self._call("all_licences", self._backend.all_licences)
 
+    async def inactive_users(self, licence: str, *, limit: int) -> list[SeatHolder]:
+        return await self._call("inactive_users", lambda: self._backend.inactive_users(licence, limit=limit))
+
     async def system_status(self) -> SystemStatus:
         return await self._call("system_status", self._backend.system_status)
 
     async def locks_since(self, since: datetime) -> int:
         return await self._call("locks_since", lambda: self._backend.locks_since(since))
+
+    async def lock_events(self, since: datetime) -> list[LockEvent]:
+        return await self._call("lock_events", lambda: self._backend.lock_events(since))
 
     async def probe(self) -> Reachability:
         started = time.perf_counter()

@@ -350,7 +350,16 @@ def contexts(app: App, now: datetime, status: LockStatus, system: SystemStatus) 
         "used": 11,  # seats in use and in all (admin/no_free_seat, admin/seats_nearly_full)
         "total": 10,
         "trial": False,  # admin/licence_ending
+        "inactive": ["kim", "judy"],  # admin/no_free_seat: the seat holders longest without signing in
+        "reminders": "on",  # faq/answer of the licence topic
         "ends_at": now + timedelta(days=20),
+        "starts_at": now + timedelta(days=19),  # alerts/maintenance_ahead
+        "changed": True,  # alerts/stopped, alerts/started: the choice changed, or was already so
+        "locks": 7,  # admin/incident: locks in the window, what such a window usually holds, who came first
+        "window_minutes": 10,
+        "expected": 0.4,
+        "first": ["alice", "bob"],
+        "started_at": now - timedelta(minutes=8),
         "days": 20,
         "name": "Service Desk",
         "channel": "Slack",
@@ -377,6 +386,15 @@ def contexts(app: App, now: datetime, status: LockStatus, system: SystemStatus) 
         "removed": True,
         "requests": {s.value: 1 for s in Status},
         "self_service": 3,
+        # admin/stats and admin/weekly_digest: bot.reports.stats.LockStats.summary()
+        "hours": 720,  # and "total" above: the locks of the period
+        "by_reason": {"failed_password": 5, "unusual_ip": 3, "license_expired": 1},
+        "resolutions": {"self_service": 4, "approved": 3, "denied": 1, "nobody": 5, "waiting": 1},
+        "approval_p50_minutes": 45,
+        "approval_p90_minutes": 300,
+        "approvals_timed": 3,
+        "repeated_people": 7,
+        "repeated": [["kim", 4], ["dave", 2]],
         "sent_to": "a***@example.com",
         "topic": "data-safety",
         "wait": timedelta(minutes=5),
@@ -400,9 +418,17 @@ def contexts(app: App, now: datetime, status: LockStatus, system: SystemStatus) 
     yield {**base, "facts": situation_facts(app, now, status, system, crm_failed=True, probe=None)}
     yield {**base, "facts": situation_facts(app, now, status, system, probe=Reachability(False, None, "timed out"))}
     yield {**base, "intact": False, "approved": False, "ok": False, "removed": False, "count": 0, "capped": True}
+    yield {**base, "hours": 12, "total": 0, "by_reason": {}, "approvals_timed": 0, "repeated_people": 0, "repeated": []}
     yield {**base, "why": "pending_request", "enrolled": True, "channels_known": False, "flagged": None}
     for purpose in ("approve", "admin_unlock", "unlock"):
         yield {**base, "purpose": purpose}
+    for reminders in ("no_list", "no_admins"):
+        yield {**base, "reminders": reminders, "topic": "license"}
+    holders = [
+        {"username": "kim", "display_name": "Kim Sun", "last_sign_in_at": None},
+        {"username": "judy", "display_name": "Judy Xu", "last_sign_in_at": (now - timedelta(days=38)).isoformat()},
+    ]
+    yield {**base, "inactive": [], "evidence": {**stored, "inactive_accounts": holders}}
 
 
 async def test_every_chinese_template_says_the_crm_facts_in_chinese(app: App) -> None:

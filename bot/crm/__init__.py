@@ -8,12 +8,14 @@ from bot.crm.base import (
     FlaggedAction,
     Incident,
     LicenceInfo,
+    LockEvent,
     LockReason,
     LockStatus,
     LoginAttempt,
     MaintenanceWindow,
     PasswordReset,
     Reachability,
+    SeatHolder,
     SystemStatus,
 )
 
@@ -25,11 +27,13 @@ __all__ = [
     "FlaggedAction",
     "Incident",
     "LicenceInfo",
+    "LockEvent",
     "LockReason",
     "LockStatus",
     "LoginAttempt",
     "MaintenanceWindow",
     "PasswordReset",
     "Reachability",
+    "SeatHolder",
     "SystemStatus",
 ]

@@ -49,8 +49,10 @@ class Capability(StrEnum):
     TRUSTED_IPS = "trusted_ips"
     LICENCES = "licences"
     LICENCE_LIST = "licence_list"  # every licence of the company, for reminders before one ends
+    SEAT_USAGE = "seat_usage"  # who holds a licence's seats, longest without signing in first
     SYSTEM_STATUS = "system_status"
     LOCK_STATISTICS = "lock_statistics"
+    LOCK_EVENTS = "lock_events"  # each new lock, with its id, for telling the person at once
     PROBE = "probe"
 
 
@@ -200,6 +202,15 @@ class LicenceInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class SeatHolder:
+    """An active account that takes one of a licence's seats, and when it last signed in (``None``: never)."""
+
+    username: str
+    display_name: str
+    last_sign_in_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class MaintenanceWindow:
     starts_at: datetime
     ends_at: datetime
@@ -249,6 +260,16 @@ class LockStatus:
     reason: LockReason | None = None
     locked_at: datetime | None = None
     evidence: Evidence = field(default_factory=Evidence)
+
+
+@dataclass(frozen=True, slots=True)
+class LockEvent:
+    """One lock as it happened: who, why, when, and the backend's own id for it (stable across reads)."""
+
+    id: str
+    username: str
+    reason: LockReason
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,10 +325,18 @@ class CrmBackend(Protocol):
         """Every licence and trial the company holds, with its end and its seats."""
         ...
 
+    async def inactive_users(self, licence: str, *, limit: int) -> list[SeatHolder]:
+        """Up to ``limit`` active accounts holding a seat of ``licence``, the longest without a sign-in first."""
+        ...
+
     async def system_status(self) -> SystemStatus: ...
 
     async def locks_since(self, since: datetime) -> int:
         """How many accounts were locked at or after ``since``."""
+        ...
+
+    async def lock_events(self, since: datetime) -> list[LockEvent]:
+        """Each lock that began at or after ``since``, oldest first (capability ``lock_events``)."""
         ...
 
     async def probe(self) -> Reachability: ...

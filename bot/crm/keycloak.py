@@ -6,7 +6,7 @@ temporarily locked by brute-force detection is locked for ``failed_password``
 with the failure count, time and address as evidence; a user disabled by
 permanent lock-out is too; a user disabled by an administrator is locked for
 ``unknown``. Unlocking clears the login failures and enables the user. Keycloak
-knows nothing of licences, incidents or lock counts, and the backend says so.
+knows nothing of licences, seats, incidents or lock counts, and the backend says so.
 """
 
 from __future__ import annotations
@@ -26,11 +26,13 @@ from bot.crm.base import (
     Capability,
     Evidence,
     LicenceInfo,
+    LockEvent,
     LockReason,
     LockStatus,
     LoginAttempt,
     PasswordReset,
     Reachability,
+    SeatHolder,
     SystemStatus,
 )
 from bot.crm.http import ClientCredentials, http_client, read_json
@@ -174,11 +176,20 @@ class KeycloakCrm:
     async def all_licences(self) -> list[LicenceInfo]:
         raise CrmUnsupported(Capability.LICENCE_LIST.value)
 
+    async def inactive_users(self, licence: str, *, limit: int) -> list[SeatHolder]:
+        raise CrmUnsupported(Capability.SEAT_USAGE.value)
+
     async def system_status(self) -> SystemStatus:
         raise CrmUnsupported(Capability.SYSTEM_STATUS.value)
 
     async def locks_since(self, since: datetime) -> int:
         raise CrmUnsupported(Capability.LOCK_STATISTICS.value)
+
+    async def lock_events(self, since: datetime) -> list[LockEvent]:
+        # Keycloak records no event when its brute-force detector locks someone: its user events (kept only when
+        # the realm saves them) show refused sign-ins, and "user_temporarily_disabled" only once a locked user
+        # tries again; the brute-force status is per user. Neither tells honestly who was locked when.
+        raise CrmUnsupported(Capability.LOCK_EVENTS.value)
 
     async def probe(self) -> Reachability:
         started = time.perf_counter()

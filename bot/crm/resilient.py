@@ -28,9 +28,11 @@ from bot.crm.base import (
     Capability,
     CrmBackend,
     LicenceInfo,
+    LockEvent,
     LockStatus,
     PasswordReset,
     Reachability,
+    SeatHolder,
     SystemStatus,
 )
 from bot.errors import CrmError, CrmUnavailable, CrmUnsupported
@@ -193,6 +195,14 @@ class ResilientCrm:
     async def all_licences(self) -> list[LicenceInfo]:
         return await self._call("all_licences", self._backend.all_licences, retry=True, needs=Capability.LICENCE_LIST)
 
+    async def inactive_users(self, licence: str, *, limit: int) -> list[SeatHolder]:
+        return await self._call(
+            "inactive_users",
+            lambda: self._backend.inactive_users(licence, limit=limit),
+            retry=True,
+            needs=Capability.SEAT_USAGE,
+        )
+
     async def system_status(self) -> SystemStatus:
         return await self._call(
             "system_status", self._backend.system_status, retry=True, needs=Capability.SYSTEM_STATUS
@@ -201,6 +211,11 @@ class ResilientCrm:
     async def locks_since(self, since: datetime) -> int:
         return await self._call(
             "locks_since", lambda: self._backend.locks_since(since), retry=True, needs=Capability.LOCK_STATISTICS
+        )
+
+    async def lock_events(self, since: datetime) -> list[LockEvent]:
+        return await self._call(
+            "lock_events", lambda: self._backend.lock_events(since), retry=True, needs=Capability.LOCK_EVENTS
         )
 
     async def probe(self) -> Reachability:

@@ -26,6 +26,7 @@ from bot.crm.base import (
     FlaggedAction,
     Incident,
     LicenceInfo,
+    LockEvent,
     LockReason,
     LockStatus,
     LoginAttempt,
@@ -34,6 +35,7 @@ from bot.crm.base import (
     Place,
     Reachability,
     RecordType,
+    SeatHolder,
     SystemStatus,
 )
 from bot.crm.http import http_client, parse_time, read_json, required_time, send
@@ -110,6 +112,22 @@ def _licence(data: Mapping[str, Any]) -> LicenceInfo:
         usage_cap=data.get("usage_cap"),
         usage_used=data.get("usage_used"),
     )
+
+
+def _seat_holder(data: Mapping[str, Any]) -> SeatHolder:
+    username = str(data["username"])
+    return SeatHolder(username, str(data.get("display_name") or username), parse_time(data.get("last_sign_in_at")))
+
+
+def _listed(parse: Callable[[Mapping[str, Any]], T]) -> Callable[[Any], list[T]]:
+    """A parser of a JSON array of objects, each read by ``parse``."""
+
+    def read(data: Any) -> list[T]:
+        if not isinstance(data, list):
+            raise TypeError(f"expected a list, got {type(data).__name__}")
+        return [parse(item) for item in data]
+
+    return read
 
 
 def _window(data: Mapping[str, Any]) -> MaintenanceWindow:
@@ -284,7 +302,20 @@ class RestCrm:
         return self._read("a licence", _licence, data)
 
     async def all_licences(self) -> list[LicenceInfo]:
-        raise CrmUnsupported(Capability.LICENCE_LIST.value)
+        self._require(Capability.LICENCE_LIST)
+        response = await self._send("GET", self._paths.licences)
+        if response is None:
+            raise CrmError(f"{SYSTEM} has no licence list at {self._paths.licences}")
+        return self._read("the licences", _listed(_licence), self._body(response) or [])
+
+    async def inactive_users(self, licence: str, *, limit: int) -> list[SeatHolder]:
+        self._require(Capability.SEAT_USAGE)
+        url = self._url(self._paths.inactive_users, licence=licence, limit=str(limit))
+        response = await self._send("GET", url)
+        if response is None:
+            return []  # the CRM knows no such licence: nobody holds its seats
+        holders = self._read("the seat holders", _listed(_seat_holder), self._body(response) or [])
+        return holders[:limit]
 
     async def system_status(self) -> SystemStatus:
         self._require(Capability.SYSTEM_STATUS)
@@ -311,6 +342,28 @@ class RestCrm:
         if response is None:
             raise CrmError(f"{SYSTEM} has no lock count at {self._paths.locks_since}")
         return self._read("a lock count", lambda d: int(_pick(d, self._fields.count)), self._body(response))
+
+    async def lock_events(self, since: datetime) -> list[LockEvent]:
+        self._require(Capability.LOCK_EVENTS)
+        url = self._url(self._paths.lock_events, since=since.astimezone(UTC).isoformat())
+        response = await self._send("GET", url)
+        if response is None:
+            raise CrmError(f"{SYSTEM} has no lock events at {self._paths.lock_events}")
+        fields = self._fields
+
+        def event(data: Mapping[str, Any]) -> LockEvent:
+            return LockEvent(
+                id=str(data["id"]),
+                username=str(_pick(data, fields.username)),
+                reason=self._reason(_pick(data, fields.reason)),
+                at=required_time(_pick(data, fields.locked_at), fields.locked_at),
+            )
+
+        def parse(body: Any) -> list[LockEvent]:
+            events = body.get("events") if isinstance(body, Mapping) else body
+            return sorted(_listed(event)(events), key=lambda e: e.at)
+
+        return self._read("lock events", parse, self._body(response))
 
     async def probe(self) -> Reachability:
         started = time.perf_counter()

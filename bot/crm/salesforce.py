@@ -3,9 +3,10 @@
 The lock comes from ``UserLogin`` (``IsPasswordLocked``, ``IsFrozen``) and the
 reason and evidence from the user's recent ``LoginHistory`` rows; unlocking
 sets both flags false, a password reset asks Salesforce to e-mail the person a
-reset link, and licence facts come from ``UserLicense``. httpx rather than
-simple-salesforce: the calls stay async, so a time-out really stops the
-request instead of leaving a blocked thread behind. ``docs/backends.md`` says
+reset link, licence facts come from ``UserLicense`` (seats, never an end date:
+Salesforce does not publish one) and who holds the seats from ``User.LastLoginDate``.
+httpx rather than simple-salesforce: the calls stay async, so a time-out really
+stops the request instead of leaving a blocked thread behind. ``docs/backends.md`` says
 how each ``LoginHistory`` status maps to a reason.
 """
 
@@ -26,11 +27,13 @@ from bot.crm.base import (
     Capability,
     Evidence,
     LicenceInfo,
+    LockEvent,
     LockReason,
     LockStatus,
     LoginAttempt,
     PasswordReset,
     Reachability,
+    SeatHolder,
     SystemStatus,
 )
 from bot.crm.http import ClientCredentials, http_client, parse_time, read_json
@@ -59,6 +62,16 @@ LOGIN_HISTORY = (
     " WHERE UserId = :user ORDER BY LoginTime DESC LIMIT :rows"
 )
 LOCKS_SINCE = "SELECT COUNT() FROM UserLogin WHERE IsPasswordLocked = true AND LastModifiedDate >= :since"
+LICENCES = (
+    "SELECT Id, Name, MasterLabel, TotalLicenses, UsedLicenses FROM UserLicense"
+    " WHERE Status = 'Active' ORDER BY Name ASC"
+)
+# Never signed in (no LastLoginDate) is the longest of all: NULLS FIRST.
+INACTIVE_USERS = (
+    "SELECT Username, Name, LastLoginDate FROM User"
+    " WHERE IsActive = true AND Profile.UserLicense.Name = :licence"
+    " ORDER BY LastLoginDate ASC NULLS FIRST LIMIT :rows"
+)
 FROZEN_NOTE = "A Salesforce administrator froze this user; the bot cannot tell why."
 
 
@@ -118,6 +131,8 @@ SALESFORCE_CAN = frozenset(
         Capability.UNLOCK,
         Capability.RESET_PASSWORD,
         Capability.LICENCES,
+        Capability.LICENCE_LIST,
+        Capability.SEAT_USAGE,
         Capability.LOCK_STATISTICS,
         Capability.PROBE,
     }
@@ -279,15 +294,19 @@ class SalesforceCrm:
         body = read_json(response, system=SYSTEM)
         if not isinstance(body, Mapping):
             raise CrmError(f"{SYSTEM} answered a UserLicense with something other than a record")
-        return LicenceInfo(
-            name=str(body.get("Name") or body.get("MasterLabel") or "Salesforce"),
-            expires_at=None,  # Salesforce does not publish when a contract ends
-            seats_total=body.get("TotalLicenses"),
-            seats_used=body.get("UsedLicenses"),
-        )
+        return _licence(body)
 
     async def all_licences(self) -> list[LicenceInfo]:
-        raise CrmUnsupported(Capability.LICENCE_LIST.value)
+        # Every org lists licence types it holds none of (TotalLicenses 0): those are not the company's.
+        return [_licence(row) for row in await self._records(LICENCES) if row.get("TotalLicenses")]
+
+    async def inactive_users(self, licence: str, *, limit: int) -> list[SeatHolder]:
+        rows = await self._records(soql(INACTIVE_USERS, licence=licence, rows=limit))
+        return [
+            SeatHolder(username, str(row.get("Name") or username), _sf_time(row.get("LastLoginDate")))
+            for row in rows
+            if (username := str(row["Username"]))
+        ]
 
     async def system_status(self) -> SystemStatus:
         raise CrmUnsupported(Capability.SYSTEM_STATUS.value)
@@ -295,6 +314,10 @@ class SalesforceCrm:
     async def locks_since(self, since: datetime) -> int:
         result = await self._query(soql(LOCKS_SINCE, since=since))
         return int(result.get("totalSize") or 0)
+
+    async def lock_events(self, since: datetime) -> list[LockEvent]:
+        # UserLogin says who is locked now, not when or why; nothing in the REST API lists locks as they happen.
+        raise CrmUnsupported(Capability.LOCK_EVENTS.value)
 
     async def probe(self) -> Reachability:
         started = time.perf_counter()
@@ -338,6 +361,16 @@ def lock_from(username: str, login: _Login | None, history: list[_HistoryRow]) -
         )
         return LockStatus(username, True, LockReason.UNUSUAL_IP, latest.at, evidence)
     return LockStatus(username, False)
+
+
+def _licence(row: Mapping[str, Any]) -> LicenceInfo:
+    """A ``UserLicense``: seats only, since Salesforce does not publish when a contract ends."""
+    return LicenceInfo(
+        name=str(row.get("Name") or row.get("MasterLabel") or "Salesforce"),
+        expires_at=None,
+        seats_total=row.get("TotalLicenses"),
+        seats_used=row.get("UsedLicenses"),
+    )
 
 
 def _sf_time(value: Any) -> datetime | None:

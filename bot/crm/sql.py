@@ -32,6 +32,7 @@ from bot.crm.base import (
     FlaggedAction,
     Incident,
     LicenceInfo,
+    LockEvent,
     LockReason,
     LockStatus,
     LoginAttempt,
@@ -40,6 +41,7 @@ from bot.crm.base import (
     Place,
     Reachability,
     RecordType,
+    SeatHolder,
     SystemStatus,
 )
 from bot.crm.sql_schema import (
@@ -48,6 +50,7 @@ from bot.crm.sql_schema import (
     CrmFlaggedAction,
     CrmIncident,
     CrmLicence,
+    CrmLockEvent,
     CrmLoginAttempt,
     CrmMaintenance,
     CrmSystemState,
@@ -73,6 +76,10 @@ def _place(location: str | None, given: Any) -> Place | None:
         city=given.get("city"),
         city_names={str(k): str(v) for k, v in names.items()} if isinstance(names, dict) else {},
     )
+
+
+def _reason(code: str | None) -> LockReason:
+    return LockReason(code) if code in set(LockReason) else LockReason.UNKNOWN
 
 
 def _flagged(row: CrmFlaggedAction, facts: Any) -> FlaggedAction:
@@ -146,7 +153,7 @@ class SqlCrm:
             user = await self._user(session, username)
             if not user.locked:
                 return LockStatus(username=username, locked=False)
-            reason = LockReason(user.lock_reason) if user.lock_reason in set(LockReason) else LockReason.UNKNOWN
+            reason = _reason(user.lock_reason)
             return LockStatus(
                 username=username,
                 locked=True,
@@ -282,6 +289,25 @@ class SqlCrm:
             licences = list(await session.scalars(select(CrmLicence).order_by(CrmLicence.name)))
             return [await self._describe_licence(session, licence) for licence in licences]
 
+    async def inactive_users(self, licence: str, *, limit: int) -> list[SeatHolder]:
+        last = (
+            select(CrmLoginAttempt.user_id, func.max(CrmLoginAttempt.at).label("at"))
+            .where(CrmLoginAttempt.success)
+            .group_by(CrmLoginAttempt.user_id)
+            .subquery()
+        )
+        query = (
+            select(CrmUser.username, CrmUser.display_name, last.c.at)
+            .join(CrmLicence, CrmLicence.id == CrmUser.licence_id)
+            .outerjoin(last, last.c.user_id == CrmUser.id)
+            .where(CrmLicence.name == licence, CrmUser.active)
+            .order_by(last.c.at.asc().nulls_first(), CrmUser.username)
+            .limit(limit)
+        )
+        async with self._session() as session:
+            rows = (await session.execute(query)).all()
+            return [SeatHolder(username, name, at) for username, name, at in rows]
+
     async def system_status(self) -> SystemStatus:
         async with self._session() as session:
             state = await session.scalar(select(CrmSystemState))
@@ -299,6 +325,31 @@ class SqlCrm:
                 select(func.count()).select_from(CrmUser).where(CrmUser.locked, CrmUser.locked_at >= since)
             )
             return int(count or 0)
+
+    async def lock_events(self, since: datetime) -> list[LockEvent]:
+        async with self._session() as session:
+            rows = await session.execute(
+                select(CrmLockEvent.id, CrmUser.username, CrmLockEvent.reason, CrmLockEvent.at)
+                .join(CrmUser, CrmUser.id == CrmLockEvent.user_id)
+                .where(CrmLockEvent.at >= since)
+                .order_by(CrmLockEvent.at, CrmLockEvent.id)
+            )
+            return [LockEvent(str(row.id), row.username, _reason(row.reason), row.at) for row in rows]
+
+    async def lock(self, username: str, reason: LockReason, *, detail: dict[str, Any] | None = None) -> LockEvent:
+        """Lock ``username`` now for ``reason``, as the embedded CRM's own security rules would; the lock event.
+
+        Not part of ``CrmBackend``: the bot never locks anyone. The demo (``unlockbot demo lock``) and tests do.
+        """
+        now = self._clock.now()
+        async with self._session() as session:
+            user = await self._user(session, username)
+            user.locked, user.lock_reason, user.locked_at = True, reason.value, now
+            user.lock_detail = dict(detail or {})
+            event = CrmLockEvent(user_id=user.id, reason=reason.value, at=now)
+            session.add(event)
+            await session.flush()
+            return LockEvent(str(event.id), username, reason, now)
 
     async def probe(self) -> Reachability:
         started = time.perf_counter()

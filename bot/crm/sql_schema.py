@@ -72,6 +72,17 @@ class CrmFlaggedAction(CrmBase):
     detail: Mapped[str] = mapped_column(Text)
 
 
+class CrmLockEvent(CrmBase):
+    """Each time the CRM locked someone, as its security log keeps it: what ``lock_events`` reads."""
+
+    __tablename__ = "crm_lock_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("crm_users.id"), index=True)
+    user: Mapped[CrmUser] = relationship()
+    reason: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(index=True)
+
+
 class CrmTrustedIp(CrmBase):
     __tablename__ = "crm_trusted_ips"
     __table_args__ = (Unique("user_id", "ip"),)

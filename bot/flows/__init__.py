@@ -6,7 +6,8 @@ anything else goes to the step the conversation is waiting in.
 
 from collections.abc import Mapping
 
-from bot.flows.admin import ADMIN_COMMAND
+from bot.flows.admin import ADMIN_COMMAND, STATS
+from bot.flows.alerts import ALERTS_OFF, ALERTS_ON
 from bot.flows.base import END, TIMEOUT, Flow, FlowError, Handler, Outcome, Services, Turn, check_steps
 from bot.flows.decisions import ANSWER, APPROVE, DENY, PENDING_FLOW
 from bot.flows.diagnose import DETAILS, DIAGNOSE, WATCH
@@ -56,6 +57,7 @@ ACTIONS: Mapping[str, Flow] = {
     "approve": APPROVE,
     "deny": DENY,
     "answer": ANSWER,
+    "stats": STATS,
     # Worries answered from the person's own situation (bot.flows.situation).
     "request_status": REQUEST_STATUS,
     "sign_in": SIGN_IN,
@@ -63,6 +65,9 @@ ACTIONS: Mapping[str, Flow] = {
     "impact": IMPACT,
     "usage": USAGE,
     "fault": SYSTEM_FAULT,
+    # Messages the bot sends unasked (lock alerts, maintenance notices): stopped and started per person.
+    "alerts_off": ALERTS_OFF,
+    "alerts_on": ALERTS_ON,
     # Never offered as buttons: the engine starts them for a link code and for an admin's typed command.
     "link": LINK,
     "admin": ADMIN_COMMAND,

@@ -10,9 +10,12 @@ chat account, never by a display name or a group role. Commands:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot.crm.base import LockReason
 from bot.flows.base import Flow, Outcome, Turn
@@ -33,12 +36,14 @@ from bot.flows.menu import MENU
 from bot.flows.verification import ask_code, check_code, not_enrolled
 from bot.identity import enrolment, link_codes
 from bot.identity.linking import unlink
-from bot.messages import Button, Reply
+from bot.messages import Button, Image, Reply
+from bot.rendering import LOCALE_ZONES
+from bot.reports.stats import gather
 from bot.requests import audit
 from bot.requests.approvals import Verdict
 from bot.requests.outbox import enqueue
 from bot.requests.policy import Path
-from bot.requests.unlock_requests import Kind, Status, open_request
+from bot.requests.unlock_requests import Status, open_request
 from bot.storage.models import AuditEvent, UnlockRequest
 
 # What admins type, in either language, and the command each stands for.
@@ -156,20 +161,27 @@ async def audit_trail(turn: Turn, username: str) -> Outcome:
 
 
 async def stats(turn: Turn) -> Outcome:
-    counts = dict(
-        (
-            await turn.session.execute(
-                select(UnlockRequest.status, func.count())
-                .where(UnlockRequest.kind != Kind.SELF_SERVICE.value)  # counted below, as unlocks people did
-                .group_by(UnlockRequest.status)
-            )
-        ).all()
-    )
-    self_service = await turn.session.scalar(
-        select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "unlock.self_service")
-    )
-    context = {"requests": {str(k): int(v) for k, v in counts.items()}, "self_service": int(self_service or 0)}
-    return Outcome([Reply("admin/stats", context, (PENDING, MENU))])
+    """The locks of the last 30 days: the numbers in words and, where pictures can be drawn, the chart."""
+    if not turn.is_admin:
+        return only_admins()
+    numbers = await gather(turn.session, now=turn.now, zone=_days_zone(turn))
+    image = None
+    words = turn.services.words
+    if words is not None:
+        from bot.reports.chart import render_chart  # matplotlib loads on the first chart, not at start
+
+        # Drawing takes a moment of CPU: off the event loop, so other people's turns go on meanwhile.
+        chart = await asyncio.to_thread(render_chart, numbers, words, turn.locale)
+        image = Image(chart.png, "lock-stats.png", secret=False)
+    return Outcome([Reply("admin/stats", numbers.summary(), (PENDING, MENU), image=image)])
+
+
+def _days_zone(turn: Turn) -> ZoneInfo:
+    """Where the chart's days begin: the admin's own zone when the platform gives one, else their language's."""
+    with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
+        if turn.inbound.timezone:
+            return ZoneInfo(turn.inbound.timezone)
+    return ZoneInfo(LOCALE_ZONES[turn.locale])
 
 
 async def invite(turn: Turn, username: str) -> Outcome:
@@ -328,3 +340,5 @@ ADMIN_COMMAND = Flow(
     },
     takes_text=frozenset({"approve_code", "deny_reason", "unlock_code", "answer_text"}),
 )
+# The `stats` button (on the weekly digest): the same as typing "stats".
+STATS = Flow("stats", start=stats)

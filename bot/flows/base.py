@@ -44,6 +44,8 @@ class Services:
     link_lifetime: timedelta
     verify_grace: timedelta = timedelta(minutes=5)  # a right code covers follow-ups in the same chat this long
     questions_per_day: int = 3  # questions one person may hand to the admins in a day
+    # ``Renderer.label`` (key, locale, params): the words drawn into a picture (the stats chart); none, no picture.
+    words: Callable[[str, str, Mapping[str, object] | None], str] | None = None
 
 
 @dataclass(slots=True)

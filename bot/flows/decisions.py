@@ -115,7 +115,13 @@ async def start_approval(turn: Turn, request_id: int | None = None) -> Outcome:
         full = await _no_free_seat(turn, request.crm_username)
         if full is not None:
             used, total = full
-            context = {"id": request_id, "username": request.crm_username, "used": used, "total": total}
+            context = {
+                "id": request_id,
+                "username": request.crm_username,
+                "used": used,
+                "total": total,
+                "inactive": [a.get("username") for a in request.evidence.get("inactive_accounts") or ()],
+            }
             return Outcome(
                 [Reply("admin/no_free_seat", context, (APPROVE_ANYWAY, MENU))],
                 step="confirm_seats",

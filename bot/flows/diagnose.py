@@ -10,6 +10,7 @@ from bot.flows.facts import plain, public_facts
 from bot.flows.menu import MENU, MENU_BUTTONS
 from bot.flows.verification import ask_code, check_code, not_enrolled
 from bot.messages import Button, Reply
+from bot.requests.incidents import open_incident
 from bot.requests.policy import Path
 from bot.requests.unlock_requests import open_request
 from bot.requests.watches import watch
@@ -52,7 +53,11 @@ async def explain(turn: Turn) -> Outcome:
     request = await open_request(turn.session, username)
     facts = public_facts(status)
     facts["request"] = described(request) if request is not None else None
-    if Capability.LOCK_STATISTICS in turn.services.crm.capabilities:
+    wave = await open_incident(turn.session, now=turn.now)
+    if wave is not None:  # the housekeeper found more locks at once than usual: the same finding, said here
+        facts["many_locked"] = wave.locks
+        facts["window_minutes"] = round(wave.window_minutes)
+    elif Capability.LOCK_STATISTICS in turn.services.crm.capabilities:
         recent = await turn.services.crm.locks_since(turn.now - INCIDENT_WINDOW)
         # Many locks at once point to the system, not to the person: say so to everyone who asks.
         facts["many_locked"] = recent if recent >= INCIDENT_THRESHOLD else None

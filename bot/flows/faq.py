@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bot.crm.base import LockReason
+from bot.crm.base import Capability, LockReason
 from bot.flows.base import Flow, Outcome, Turn
 from bot.flows.menu import MENU, menu_buttons
 from bot.messages import Button, Reply
@@ -71,7 +71,20 @@ async def answer_topic(turn: Turn, topic_id: str) -> Outcome:
     buttons = [topic_button(related) for related in topic.related[:3]]
     if topic.action == "unlock-steps" and turn.username is not None:
         buttons.insert(0, Button("unlock", "unlock"))
-    return Outcome([Reply("faq/answer", {"topic": topic_id}, (*buttons, MENU))])
+    context: dict[str, Any] = {"topic": topic_id}
+    if topic_id == LICENCE_TOPIC:
+        context["reminders"] = licence_reminders(turn)
+    return Outcome([Reply("faq/answer", context, (*buttons, MENU))])
+
+
+LICENCE_TOPIC = "license"
+
+
+def licence_reminders(turn: Turn) -> str:
+    """Whether the admins really are reminded before a licence ends here, as the housekeeper decides it."""
+    if Capability.LICENCE_LIST not in turn.services.crm.capabilities:
+        return "no_list"
+    return "on" if turn.services.admins else "no_admins"
 
 
 async def hand_to_a_human(turn: Turn) -> Outcome:

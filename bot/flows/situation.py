@@ -31,6 +31,7 @@ from bot.errors import CrmUnavailable
 from bot.flows.base import Turn
 from bot.flows.facts import plain
 from bot.messages import Button
+from bot.requests.incidents import described, open_incident
 from bot.requests.policy import Path
 from bot.requests.unlock_requests import open_request
 
@@ -71,6 +72,8 @@ class Situation:
     request: dict[str, Any] | None  # the person's unlock still in progress
     probe: Reachability | None = None
     others_locked: int | None = None  # locked within RECENT, the person's own lock not counted
+    # More locks at once than usual, as the housekeeper found it (``bot.requests.incidents``), while it lasts.
+    lock_wave: dict[str, Any] | None = None
     crm_failed: bool = False  # the CRM did not answer something we asked
 
     @property
@@ -147,6 +150,7 @@ class Situation:
             "request": self.request,
             "probe": plain(self.probe),
             "others_locked": self.others_locked,
+            "lock_wave": self.lock_wave,
             "window_minutes": int(RECENT.total_seconds() // 60),
             "crm_failed": self.crm_failed,
             "now": self.now,
@@ -197,6 +201,10 @@ async def read_situation(turn: Turn, *, probe: bool = False, count_others: bool 
                     others -= 1  # "others": the person's own lock is not one of them
         except CrmUnavailable:
             failed = True
+    wave = None
+    if count_others:
+        found = await open_incident(turn.session, now=turn.now)
+        wave = described(found) if found is not None else None
     request = None
     if username is not None:
         pending = await open_request(turn.session, username)
@@ -217,6 +225,7 @@ async def read_situation(turn: Turn, *, probe: bool = False, count_others: bool 
         request=request,
         probe=reach,
         others_locked=others,
+        lock_wave=wave,
         crm_failed=failed,
     )
 

@@ -14,6 +14,7 @@ from bot.crm.base import Capability, LockReason, LockStatus
 from bot.flows.base import Flow, Outcome, Turn
 from bot.flows.facts import json_evidence, plain
 from bot.flows.menu import CANCEL, MENU, MENU_BUTTONS
+from bot.flows.seats import seat_facts
 from bot.flows.verification import ask_code, check_code, not_enrolled
 from bot.messages import Button, Reply
 from bot.requests import audit
@@ -143,12 +144,15 @@ async def act(turn: Turn, status: LockStatus, *, answers: dict[str, Any]) -> Out
         refusal = await self_service_refusal(turn.session, now=turn.now, username=username, limits=turn.services.limits)
         capped = refusal is not None and refusal[0] == "daily_cap"
     if rule.path is Path.APPROVAL or capped:
+        evidence = json_evidence(status.evidence)
+        if status.reason is LockReason.SEAT_LIMIT:  # the admin decides with the seats and who could free one
+            evidence.update(await seat_facts(turn.services.crm, username, status.evidence.licence))
         request = await file_request(
             turn.session,
             now=turn.now,
             username=username,
             reason=status.reason,
-            evidence=json_evidence(status.evidence),
+            evidence=evidence,
             channel=turn.inbound.channel,
             requester=turn.inbound.user_id,
             answers={**answers, **({"daily_cap_reached": True} if capped else {})},

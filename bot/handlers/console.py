@@ -5,12 +5,13 @@ one line per turn, prints the replies and stops at the end of input. Buttons
 print as ``[1] Label``; the person types the number or the label in any case.
 Images are written to files whose paths are printed, with any text drawing.
 
-The only image the bot sends is an enrolment QR code, which holds a TOTP
-secret: its file is readable by its owner only (in a 0700 folder), and it is
-deleted as soon as a turn no longer asks for a code (the enrolment was
-confirmed or abandoned), when the next image replaces it, and when the
-console stops. A console that was killed leaves its file behind; the next
-start of the same user's console deletes it.
+Every image file is readable by its owner only (in a 0700 folder). An
+enrolment QR code holds a TOTP secret: its file is deleted as soon as a turn
+no longer asks for a code (the enrolment was confirmed or abandoned), when
+the next image replaces it, and when the console stops. A console that was
+killed leaves its file behind; the next start of the same user's console
+deletes it. An image without a secret (the admins' stats chart) is kept,
+under its own name and a random part, for the admin to open when they like.
 """
 
 from __future__ import annotations
@@ -140,14 +141,19 @@ class ConsoleChannel:
 
     def _write_image(self, reply: Rendered) -> None:
         assert reply.image is not None
-        self._delete_shown_images()
+        name = Path(reply.image.name)
+        if reply.image.secret:
+            self._delete_shown_images()
+            path = self._image_dir / f"{self._image_prefix}{secrets.token_hex(4)}-{name.name}"
+        else:
+            path = self._image_dir / f"{name.stem}-{secrets.token_hex(4)}{name.suffix}"
         self._make_image_dir()
-        path = self._image_dir / f"{self._image_prefix}{secrets.token_hex(4)}-{Path(reply.image.name).name}"
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "wb") as handle:
             os.fchmod(handle.fileno(), 0o600)  # the umask may have taken more; it must not leave more
             handle.write(reply.image.png)
-        self._shown.append(path)
+        if reply.image.secret:
+            self._shown.append(path)
         if reply.image.text_art:
             self._stdout.write(reply.image.text_art + "\n")
         self._stdout.write(f"(image saved to {path})\n")

@@ -491,7 +491,7 @@ class TelegramChannel(Channel):
                 place.chat_id,
                 reply.image.png,
                 filename=reply.image.name,
-                protect_content=True,  # no forwarding or saving of a QR code that holds a secret
+                protect_content=reply.image.secret,  # no forwarding or saving of a QR code that holds a secret
                 reply_parameters=self._reply_parameters(place),
             )
             if reply.secret_input:  # deleted once enrolment is over, by whichever replica sees that

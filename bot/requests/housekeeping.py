@@ -12,7 +12,9 @@ watches are claimed before the CRM is asked, pruning is the same work
 whoever does it, and the audit chain is extended only by the holder of the
 chainer's lease (``bot.storage.leases``). Given the audit trail, each round
 also checks the events linked since the anchor and moves the anchor on, and
-once a day one process sends the trail's head to the admins.
+once a day one process sends the trail's head to the admins. With ``[admins]
+weekly_digest`` one process sends the admins the week's lock statistics
+(``bot.reports.digest``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from bot.clock import Clock
 from bot.config import RequestSettings, RetentionSettings
 from bot.crm.base import Capability, CrmBackend
 from bot.errors import CrmError
+from bot.reports.digest import send_weekly_digest, week_of
 from bot.requests import audit
+from bot.requests.alerts import Alerts
 from bot.requests.anchor import AuditTrail, keep_anchor, post_head
 from bot.requests.licences import remind_about_licences
 from bot.requests.outbox import OutboxWorker
@@ -90,6 +94,8 @@ class Housekeeper:
         escalation: tuple[str, ...],
         audit: AuditTrail | None = None,
         retention: RetentionSettings | None = None,
+        alerts: Alerts | None = None,
+        weekly_digest: bool = False,
     ) -> None:
         self._db = database
         self._outbox = outbox
@@ -101,8 +107,11 @@ class Housekeeper:
         self._audit = audit
         self._anchor_problems: tuple[str, ...] = ()
         self._retention = retention
+        self.alerts = alerts
         self._pruned_at: datetime | None = None
         self._licences_at: datetime | None = None
+        self._weekly_digest = weekly_digest
+        self._digest_week: str | None = None  # the week this process saw the digest sent (by it or another)
         self.chainer = AuditChainer(database, clock)
         # Within ``run`` this process keeps the chainer's lease between rounds; a lone ``tick`` (after a
         # console turn) hands it back at once, so the next short-lived process need not wait for it.
@@ -117,8 +126,13 @@ class Housekeeper:
             )
         await self._outbox.run_once()
         await check_watches(self._db, now=now, crm=self._crm)
+        await self._alert()
         if self._licences_at is None or now - self._licences_at >= LICENCES_EVERY:
             await self._remind_about_licences(now)
+        if self._weekly_digest and self._admins and self._digest_week != week_of(now):
+            async with self._db.session() as session, session.begin():
+                await send_weekly_digest(session, now=now, admins=self._admins)
+            self._digest_week = week_of(now)
         if self._retention is not None and (self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY):
             async with self._db.session() as session, session.begin():
                 pruned = await prune(session, now=now, keep=self._retention)
@@ -175,6 +189,17 @@ class Housekeeper:
         except Exception:
             log.exception("linking audit events failed")
 
+    async def _alert(self) -> None:
+        """New locks and maintenance told, every ``[alerts] poll_seconds`` (between rounds too, in ``run``)."""
+        if self.alerts is not None:
+            await self.alerts.poll_if_due()
+
+    async def _alert_now(self) -> None:
+        try:
+            await self._alert()
+        except Exception:
+            log.exception("lock alerts failed")
+
     async def run(self, stop: asyncio.Event, *, interval: float = 5.0) -> None:
         """A round every ``interval`` seconds, and new audit events linked every second in between, until ``stop``."""
         next_round = 0.0
@@ -187,6 +212,7 @@ class Housekeeper:
                     next_round = loop.time() + interval
                 else:
                     await self._link_now()
+                    await self._alert_now()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=min(CHAIN_EVERY, interval))
         finally:

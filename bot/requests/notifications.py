@@ -138,5 +138,8 @@ async def notify_once_a_day(
         return False
     recipients = [u for u in usernames if u != about]
     await notify(session, now=now, usernames=recipients, template=template, context=context)
-    await audit.record(session, at=now, actor=actor, action=key, subject=about, details={"to": recipients})
+    details: dict[str, Any] = {"to": recipients}
+    if "reason" in context:  # the lock it is about, for the admins' stats (bot.reports.stats)
+        details["reason"] = context["reason"]
+    await audit.record(session, at=now, actor=actor, action=key, subject=about, details=details)
     return True

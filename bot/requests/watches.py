@@ -33,7 +33,9 @@ async def watch(session: AsyncSession, *, now: datetime, username: str, reason: 
     values = {"crm_username": username, "reason": reason.value, "created_at": now}
     # Two turns of the same person at once (two replicas) start one watch, audited once.
     if await insert_if_absent(session, LockWatch, values):
-        await audit.record(session, at=now, actor=actor, action="watch.started", subject=username)
+        await audit.record(
+            session, at=now, actor=actor, action="watch.started", subject=username, details={"reason": reason.value}
+        )
 
 
 async def claim_due(session: AsyncSession, *, now: datetime, limit: int = 50) -> list[str]:

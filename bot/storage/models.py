@@ -260,3 +260,50 @@ class CrmDoneKey(Base):
     idempotency_key: Mapped[str] = mapped_column(String(256), primary_key=True)
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)
     done_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class AlertOptOut(Base):
+    """Someone who asked for no unasked messages (lock alerts, maintenance notices); see ``bot.requests.alerts``."""
+
+    __tablename__ = "alert_opt_outs"
+    crm_username: Mapped[str] = mapped_column(String(128), primary_key=True)
+    since: Mapped[datetime]
+
+
+class AlertCursor(Base):
+    """How far a feed the housekeeper follows (the CRM's lock events) has been read; one row per feed."""
+
+    __tablename__ = "alert_cursors"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime]  # the first read: nothing before it is told
+    read_until: Mapped[datetime]
+
+
+class MaintenanceNotice(Base):
+    """A maintenance window the CRM announced, and when people were told of it ahead and once it was over."""
+
+    __tablename__ = "maintenance_notices"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # when it starts, in UTC: stable while it moves
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    told_ahead_at: Mapped[datetime | None]
+    told_over_at: Mapped[datetime | None]
+
+
+class DetectedIncident(Base):
+    """More locks at once than the recent baseline: found by the housekeeper, told to the admins once.
+
+    Open while locks keep coming faster than usual (``last_seen_at`` within ``window_minutes``); the "is this
+    normal?" and "is it just me?" answers read the open one.
+    """
+
+    __tablename__ = "detected_incidents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime]  # the first lock of the window it was found in
+    last_seen_at: Mapped[datetime] = mapped_column(index=True)
+    window_minutes: Mapped[float]
+    locks: Mapped[int]  # in the window, at the most
+    expected: Mapped[float]  # what such a window usually holds, from the baseline
+    by_reason: Mapped[dict[str, Any]] = mapped_column(default=dict)  # reason code -> locks
+    first_people: Mapped[list[Any]] = mapped_column(default=list)  # usernames, earliest lock first
+    told_at: Mapped[datetime | None]

@@ -10,7 +10,7 @@ back what really happened there.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,7 +22,7 @@ from bot.config import Settings
 from bot.crm.base import Capability, CrmBackend, LockReason
 from bot.crm.registry import build_crm
 from bot.crm.sql import SqlCrm
-from bot.crm.sql_schema import CrmAdminAction, CrmLicence, CrmLoginAttempt, CrmTrustedIp, CrmUser
+from bot.crm.sql_schema import CrmAdminAction, CrmLicence, CrmLockEvent, CrmLoginAttempt, CrmTrustedIp, CrmUser
 from bot.errors import AccountNotFound, CrmUnavailable, CrmUnsupported
 from bot.storage.db import Database
 from tests.conftest import START
@@ -50,6 +50,9 @@ class World(Protocol):
         """Wrong passwords from ``IP`` until the CRM locks the user out at ``LOCKED_AT``."""
 
     async def is_locked(self, username: str) -> bool: ...
+
+    async def signed_in(self, username: str, at: datetime) -> None:
+        """The user signed in successfully at ``at``."""
 
     async def resets(self) -> int: ...
 
@@ -83,6 +86,8 @@ class SqlWorld:
         async with self.database.session() as session, session.begin():
             licence_row = None
             if licence is not None:
+                licence_row = await session.scalar(select(CrmLicence).where(CrmLicence.name == licence[0]))
+            if licence is not None and licence_row is None:
                 licence_row = CrmLicence(name=licence[0], expires_at=None, seats_total=licence[1])
                 session.add(licence_row)
                 await session.flush()
@@ -105,9 +110,15 @@ class SqlWorld:
             row = await session.get(CrmUser, user.id)
             assert row is not None
             row.locked, row.lock_reason, row.locked_at = True, LockReason.FAILED_PASSWORD.value, LOCKED_AT
+            session.add(CrmLockEvent(user_id=user.id, reason=LockReason.FAILED_PASSWORD.value, at=LOCKED_AT))
 
     async def is_locked(self, username: str) -> bool:
         return (await self._user(username)).locked
+
+    async def signed_in(self, username: str, at: datetime) -> None:
+        user = await self._user(username)
+        async with self.database.session() as session, session.begin():
+            session.add(CrmLoginAttempt(user_id=user.id, at=at, ip=IP, success=True))
 
     async def resets(self) -> int:
         async with self.database.session() as session:
@@ -151,7 +162,10 @@ class SalesforceWorld(RemoteWorld):
     async def add_user(
         self, username: str, email: str, name: str, *, licence: tuple[str, int, int] | None = None
     ) -> None:
-        licence_id = self.salesforce.add_licence(*licence) if licence else None
+        licence_id = None
+        if licence is not None:
+            named = (key for key, row in self.salesforce.licences.items() if row["Name"] == licence[0])
+            licence_id = next(named, None) or self.salesforce.add_licence(*licence)
         self.salesforce.add_user(username, email, name, licence_id=licence_id)
 
     async def lock_out(self, username: str) -> None:
@@ -160,6 +174,10 @@ class SalesforceWorld(RemoteWorld):
     async def is_locked(self, username: str) -> bool:
         login = self.salesforce.logins[self.salesforce.user(username).id]
         return login.password_locked or login.frozen
+
+    async def signed_in(self, username: str, at: datetime) -> None:
+        self.salesforce.sign_in(username, at, IP, "Success")
+        self.salesforce.user(username).last_login = at
 
     async def resets(self) -> int:
         return len(self.salesforce.password_resets)
@@ -184,6 +202,9 @@ class KeycloakWorld(RemoteWorld):
 
     async def is_locked(self, username: str) -> bool:
         return self.keycloak.is_locked(username)
+
+    async def signed_in(self, username: str, at: datetime) -> None:
+        pass  # the backend reads no sign-in times from Keycloak
 
     async def resets(self) -> int:
         return len(self.keycloak.action_emails)
@@ -212,6 +233,9 @@ class RestWorld(RemoteWorld):
 
     async def is_locked(self, username: str) -> bool:
         return bool(self.rest.accounts[username]["locked"])
+
+    async def signed_in(self, username: str, at: datetime) -> None:
+        self.rest.last_sign_in[username] = at
 
     async def resets(self) -> int:
         return len(self.rest.resets)
@@ -368,11 +392,46 @@ async def test_licence_facts_name_the_licence_and_its_seats(world: World) -> Non
     assert await world.crm.licence("ben") is None
 
 
+async def test_the_licence_list_names_each_licence_once_with_its_seats(world: World) -> None:
+    needs(world, Capability.LICENCE_LIST)
+    await world.add_user("cat", "cat@example.com", "Cat Wu", licence=("Sales Cloud", 10, 7))
+    licences = await world.crm.all_licences()
+    assert [(licence.name, licence.seats_total) for licence in licences] == [("Sales Cloud", 10)]
+    assert licences[0].seats_used is None or 0 <= licences[0].seats_used <= 10
+
+
+async def test_the_seat_holders_come_longest_without_a_sign_in_first(world: World) -> None:
+    needs(world, Capability.SEAT_USAGE)
+    for name in ("cat", "dan", "eve"):
+        await world.add_user(name, f"{name}@example.com", f"{name.title()} Lee", licence=("Sales Cloud", 10, 7))
+    await world.signed_in("ann", START - timedelta(days=2))
+    await world.signed_in("cat", START - timedelta(days=90))
+    await world.signed_in("cat", START - timedelta(days=40))  # the last sign-in is what counts
+    await world.signed_in("eve", START - timedelta(days=60))
+    holders = await world.crm.inactive_users("Sales Cloud", limit=3)  # dan never signed in
+    assert [(h.username, h.last_sign_in_at) for h in holders] == [
+        ("dan", None),
+        ("eve", START - timedelta(days=60)),
+        ("cat", START - timedelta(days=40)),
+    ]
+    assert holders[0].display_name == "Dan Lee"
+    assert await world.crm.inactive_users("Nobody's Licence", limit=3) == []
+
+
 async def test_locks_since_counts_locks_at_or_after_the_time(world: World) -> None:
     needs(world, Capability.LOCK_STATISTICS)
     await world.lock_out("ann")
     assert await world.crm.locks_since(LOCKED_AT - timedelta(hours=1)) == 1
     assert await world.crm.locks_since(LOCKED_AT + timedelta(hours=1)) == 0
+
+
+async def test_lock_events_name_each_lock_since_the_time_with_an_id_that_stays(world: World) -> None:
+    needs(world, Capability.LOCK_EVENTS)
+    await world.lock_out("ann")
+    first = await world.crm.lock_events(LOCKED_AT - timedelta(hours=1))
+    assert [(e.username, e.reason, e.at) for e in first] == [("ann", LockReason.FAILED_PASSWORD, LOCKED_AT)]
+    assert [e.id for e in await world.crm.lock_events(LOCKED_AT)] == [first[0].id]  # "at or after", the same id
+    assert await world.crm.lock_events(LOCKED_AT + timedelta(seconds=1)) == []
 
 
 async def test_a_trusted_address_is_added_once_however_often_asked(world: World) -> None:
@@ -403,8 +462,11 @@ CALLS: dict[Capability, Callable[[CrmBackend], Awaitable[Any]]] = {
     Capability.RESET_PASSWORD: lambda crm: crm.reset_password("ann", idempotency_key="contract-unsupported"),
     Capability.TRUSTED_IPS: lambda crm: crm.add_trusted_ip("ann", IP, note="contract"),
     Capability.LICENCES: lambda crm: crm.licence("ann"),
+    Capability.LICENCE_LIST: lambda crm: crm.all_licences(),
+    Capability.SEAT_USAGE: lambda crm: crm.inactive_users("Sales Cloud", limit=3),
     Capability.SYSTEM_STATUS: lambda crm: crm.system_status(),
     Capability.LOCK_STATISTICS: lambda crm: crm.locks_since(LOCKED_AT),
+    Capability.LOCK_EVENTS: lambda crm: crm.lock_events(LOCKED_AT),
 }
 
 

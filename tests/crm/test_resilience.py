@@ -394,7 +394,11 @@ timeout_seconds = 1.0
     assert status == 0, out
     assert f"backend: keycloak at {realm.url} (realm acme)" in out
     assert "can:     lock_status, login_history, unlock, reset_password, probe" in out
-    assert "cannot:  trusted_ips, licences, licence_list, system_status, lock_statistics" in out
+    lacking = "trusted_ips, licences, licence_list, seat_usage, system_status, lock_statistics, lock_events"
+    assert f"cannot:  {lacking}" in out
+    assert "alerts:  no: the keycloak backend cannot tell about new locks, so nobody is messaged when locked" in out
+    assert "note:    this CRM cannot list its licences: nobody is reminded before a licence or trial ends" in out
+    assert "note:    this CRM cannot tell who holds the seats" in out
     assert "answers: yes" in out
 
     await realm.stop()

@@ -106,6 +106,30 @@ async def test_an_answer_in_another_shape_is_a_crm_error(fake: FakeRestCrm) -> N
         await crm.aclose()
 
 
+async def test_licences_and_seat_holders_come_from_their_own_paths(fake: FakeRestCrm) -> None:
+    fake.add_account("bo", "bo@example.com", "Bo Yu")
+    fake.licences["ann"] = fake.licences["bo"] = {"name": "Sales / East", "seats_total": 2, "seats_used": 2}
+    fake.last_sign_in["ann"] = AT
+    crm = backend(
+        fake,
+        capabilities=["licence_list", "seat_usage"],
+        paths={"licences": "/licences", "inactive_users": "/licences/{licence}/users?order=last_sign_in&limit={limit}"},
+    )
+    try:
+        [licence] = await crm.all_licences()
+        assert (licence.name, licence.seats_used, licence.seats_total) == ("Sales / East", 2, 2)
+        holders = await crm.inactive_users("Sales / East", limit=5)  # the name is URL-encoded, slash and all
+        assert [(h.username, h.display_name, h.last_sign_in_at) for h in holders] == [
+            ("bo", "Bo Yu", None),
+            ("ann", "Ann Lee", AT),
+        ]
+        fake.licences["ann"] = {"seats_total": 2}  # no name
+        with pytest.raises(CrmError, match="shape"):
+            await crm.all_licences()
+    finally:
+        await crm.aclose()
+
+
 async def test_a_header_key_is_sent_where_the_config_says(clock: ManualClock) -> None:
     async with serving(FakeRestCrm(clock.now, auth_header="X-Crm-Key")) as fake:
         fake.add_account("ann", "ann@example.com", "Ann Lee")

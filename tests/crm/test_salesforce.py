@@ -148,6 +148,38 @@ async def test_licence_facts_come_from_user_license(org: FakeSalesforce, crm: Sa
     )
 
 
+async def test_the_licence_list_is_the_active_user_licenses_the_company_holds_seats_of(
+    org: FakeSalesforce, crm: SalesforceCrm
+) -> None:
+    org.add_licence("Salesforce", 25, 24)
+    org.add_licence("Chatter Free", 0, 0)  # every org lists licence types it holds none of
+    disabled = org.add_licence("Salesforce Platform", 10, 0)
+    org.licences[disabled]["Status"] = "Disabled"
+    licences = await crm.all_licences()
+    assert [(x.name, x.seats_total, x.seats_used, x.expires_at) for x in licences] == [("Salesforce", 25, 24, None)]
+
+
+async def test_seat_holders_are_active_users_of_the_licence_by_last_login(
+    org: FakeSalesforce, crm: SalesforceCrm
+) -> None:
+    licence_id = org.add_licence("Salesforce", 25, 24)
+    other = org.add_licence("Salesforce Platform", 10, 1)
+    org.add_user("old@acme.example", "old@acme.example", "Old Timer", licence_id=licence_id).last_login = (
+        START - timedelta(days=120)
+    )
+    org.add_user("new@acme.example", "new@acme.example", "New Hire", licence_id=licence_id)  # never signed in
+    org.add_user("now@acme.example", "now@acme.example", "Busy Bee", licence_id=licence_id).last_login = START
+    gone = org.add_user("gone@acme.example", "gone@acme.example", "Gone", licence_id=licence_id)
+    gone.active = False
+    org.add_user("plat@acme.example", "plat@acme.example", "Platform User", licence_id=other)
+    holders = await crm.inactive_users("Salesforce", limit=2)
+    assert [(h.username, h.display_name, h.last_sign_in_at) for h in holders] == [
+        ("new@acme.example", "New Hire", None),
+        ("old@acme.example", "Old Timer", START - timedelta(days=120)),
+    ]
+    assert await crm.inactive_users("x' OR Name != 'y", limit=5) == []  # a name never widens the query
+
+
 # --- sessions and errors ---------------------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ CRM whose field names differ, which ``[crm.rest.fields]`` then maps; repeated
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -33,11 +33,13 @@ class FakeRestCrm(FakeService):
         self.now = now
         self.auth_header = auth_header
         self.accounts: dict[str, dict[str, Any]] = {}
-        self.licences: dict[str, dict[str, Any]] = {}
+        self.licences: dict[str, dict[str, Any]] = {}  # by username: the licence each account uses
+        self.last_sign_in: dict[str, datetime] = {}  # by username; none: never signed in
         self.trusted: dict[str, set[str]] = {}
         self.keys: set[str] = set()
         self.unlocks = 0
         self.resets: list[str] = []
+        self.lock_log: list[dict[str, Any]] = []  # every lock, as the CRM's security log keeps it
         self.system: dict[str, Any] = {"maintenance": [], "incidents": [], "writes_paused": False}
         self.account_shape: Shape = _same
         self.lock_shape: Shape = _same
@@ -61,6 +63,9 @@ class FakeRestCrm(FakeService):
     def lock(self, username: str, reason: str, at: datetime, evidence: dict[str, Any] | None = None) -> None:
         account = self.accounts[username]
         account.update(locked=True, reason=reason, locked_at=iso(at), evidence=evidence or {})
+        self.lock_log.append(
+            {"id": f"lk-{len(self.lock_log) + 1}", "username": username, "reason": reason, "locked_at": iso(at)}
+        )
 
     # --- the API ----------------------------------------------------------------------------------------------
 
@@ -71,8 +76,11 @@ class FakeRestCrm(FakeService):
         app.router.add_post("/accounts/{username}/password-reset", self._reset)
         app.router.add_post("/accounts/{username}/trusted-ips", self._trust)
         app.router.add_get("/accounts/{username}/licence", self._licence)
+        app.router.add_get("/licences", self._licences)
+        app.router.add_get("/licences/{licence}/users", self._seat_holders)
         app.router.add_get("/system/status", self._system)
         app.router.add_get("/locks/count", self._count)
+        app.router.add_get("/locks/events", self._events)
         app.router.add_get("/health", self._health)
 
     def _refused(self, request: web.Request) -> web.Response | None:
@@ -150,6 +158,42 @@ class FakeRestCrm(FakeService):
         licence = self.licences.get(account["username"])
         return web.json_response(licence) if licence else web.Response(status=204)
 
+    async def _licences(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused:
+            return refused
+        named = {str(licence.get("name")): licence for licence in self.licences.values()}
+        return web.json_response([named[name] for name in sorted(named)])
+
+    async def _seat_holders(self, request: web.Request) -> web.Response:
+        """The active accounts on a licence, the longest without a sign-in first (never signed in: first of all)."""
+        refused = self._refused(request)
+        if refused:
+            return refused
+        name = request.match_info["licence"]
+        if name not in {licence.get("name") for licence in self.licences.values()}:
+            return web.json_response({"message": "no such licence"}, status=404)
+        if request.query.get("order") != "last_sign_in":
+            return web.json_response({"message": "order must be last_sign_in"}, status=400)
+        holders = [
+            account
+            for username, account in self.accounts.items()
+            if account["active"] and self.licences.get(username, {}).get("name") == name
+        ]
+        never = datetime.min.replace(tzinfo=UTC)
+        holders.sort(key=lambda account: (self.last_sign_in.get(account["username"], never), account["username"]))
+        limit = int(request.query.get("limit", "10"))
+        return web.json_response(
+            [
+                {
+                    "username": account["username"],
+                    "display_name": account["display_name"],
+                    "last_sign_in_at": iso(at) if (at := self.last_sign_in.get(account["username"])) else None,
+                }
+                for account in holders[:limit]
+            ]
+        )
+
     async def _system(self, request: web.Request) -> web.Response:
         return self._refused(request) or web.json_response(self.system)
 
@@ -164,6 +208,14 @@ class FakeRestCrm(FakeService):
             if account["locked"] and account["locked_at"] and datetime.fromisoformat(account["locked_at"]) >= since
         )
         return web.json_response({"count": count})
+
+    async def _events(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused:
+            return refused
+        since = datetime.fromisoformat(request.query["since"])
+        events = [event for event in self.lock_log if datetime.fromisoformat(event["locked_at"]) >= since]
+        return web.json_response({"events": events})
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

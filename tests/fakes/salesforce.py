@@ -1,10 +1,11 @@
 """A fake Salesforce org over HTTPS: the OAuth token endpoint and the REST resources the backend uses.
 
 It answers the SOQL the backend sends (``User``, ``UserLogin``, ``LoginHistory``,
-``COUNT()``) with a small evaluator of ``=``/``>=`` conditions joined by AND
-or OR, in Salesforce's shapes: query results with ``totalSize``, ``done`` and
-``records`` (each with ``attributes``), times as ``2026-11-29T08:55:00.000+0000``,
-errors as ``[{"message": ..., "errorCode": ...}]``.
+``UserLicense``, ``COUNT()``) with a small evaluator of ``=``/``>=`` conditions
+on fields or parents' fields (``Profile.UserLicense.Name``) joined by AND or OR,
+ordered with SOQL's NULLS FIRST / LAST, in Salesforce's shapes: query results
+with ``totalSize``, ``done`` and ``records`` (each with ``attributes``), times as
+``2026-11-29T08:55:00.000+0000``, errors as ``[{"message": ..., "errorCode": ...}]``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class SfUser:
     name: str
     active: bool = True
     licence_id: str | None = None
+    last_login: datetime | None = None
 
 
 @dataclass
@@ -62,10 +64,10 @@ class SfLoginRow:
     country: str | None = None
 
 
-_CONDITION = re.compile(r"(\w+)\s*(=|>=|<=)\s*('(?:\\.|[^'\\])*'|true|false|[0-9T:\-Z.+]+)|\b(AND|OR)\b")
+_CONDITION = re.compile(r"([\w.]+)\s*(=|>=|<=)\s*('(?:\\.|[^'\\])*'|true|false|[0-9T:\-Z.+]+)|\b(AND|OR)\b")
 _QUERY = re.compile(
     r"^SELECT (?P<fields>.+?) FROM (?P<object>\w+)(?: WHERE (?P<where>.+?))?"
-    r"(?: ORDER BY (?P<order>\w+) (?P<direction>ASC|DESC))?(?: LIMIT (?P<limit>\d+))?$"
+    r"(?: ORDER BY (?P<order>\w+) (?P<direction>ASC|DESC)(?: NULLS (?P<nulls>FIRST|LAST))?)?(?: LIMIT (?P<limit>\d+))?$"
 )
 
 
@@ -99,6 +101,14 @@ def _matches(row: dict[str, Any], where: str | None) -> bool:
         else:
             group = group and have is not None and have <= want
     return any_group or group
+
+
+def _ordered(rows: list[dict[str, Any]], field: str, *, descending: bool, nulls: str | None) -> list[dict[str, Any]]:
+    """SOQL's ORDER BY: nulls first when ascending and last when descending, unless NULLS says otherwise."""
+    empty = [row for row in rows if row.get(field) is None]
+    full = sorted((row for row in rows if row.get(field) is not None), key=lambda row: row[field], reverse=descending)
+    first = nulls == "FIRST" if nulls else not descending
+    return empty + full if first else full + empty
 
 
 class FakeSalesforce(FakeService):
@@ -203,10 +213,14 @@ class FakeSalesforce(FakeService):
                     "Email": u.email,
                     "Name": u.name,
                     "IsActive": u.active,
+                    "LastLoginDate": u.last_login,
                     "Profile.UserLicenseId": u.licence_id,
+                    "Profile.UserLicense.Name": self.licences.get(u.licence_id or "", {}).get("Name"),
                 }
                 for u in self.users.values()
             ]
+        if object_name == "UserLicense":
+            return [{"Id": licence_id, **licence} for licence_id, licence in self.licences.items()]
         if object_name == "UserLogin":
             return [
                 {
@@ -245,7 +259,7 @@ class FakeSalesforce(FakeService):
         except KeyError:
             return sf_error(400, "INVALID_TYPE", f"sObject type '{parsed['object']}' is not supported.")
         if parsed["order"]:
-            rows.sort(key=lambda row: row[parsed["order"]], reverse=parsed["direction"] == "DESC")
+            rows = _ordered(rows, parsed["order"], descending=parsed["direction"] == "DESC", nulls=parsed["nulls"])
         if parsed["limit"]:
             rows = rows[: int(parsed["limit"])]
         if parsed["fields"].strip() == "COUNT()":

@@ -345,6 +345,19 @@ async def test_sam_approves_bobs_request_in_the_admin_channel_and_bob_is_told(ch
     assert len(chat.slack.calls_to("chat.update")) == updates  # then left alone
 
 
+async def test_a_seat_request_card_shows_the_seats_and_who_could_free_one(chat: SlackChat) -> None:
+    await chat.say("U0DAVE", "unlock me")
+    await chat.enter_code("U0DAVE", await code(chat.app, "dave"))
+    request = await request_of(chat.app, "dave")
+    await chat.deliver()
+    [card] = chat.cards()
+    text = text_of(card)
+    assert f"Unlock request #{request.id} from dave" in text
+    assert '"Sales Standard": 11 of 10 seats used' in text
+    assert "kim (Kim Sun), never signed in; judy (Judy Xu), last signed in " in text
+    assert labels_of(card) == ["Approve", "Deny"]
+
+
 async def test_nobody_approves_their_own_request(chat: SlackChat, clock: ManualClock) -> None:
     own = await file_for(chat.app, "sam", clock, "slack")
     await chat.deliver()

@@ -432,6 +432,20 @@ async def bob_files_a_request(app: App, api: FakeBotApi) -> tuple[Person, int]:
     return bob, (await request_of(app, "bob")).id
 
 
+async def test_a_seat_request_card_in_the_group_shows_the_seats_and_who_could_free_one(
+    app: App, api: FakeBotApi, channel: TelegramChannel
+) -> None:
+    dave = await linked(app, api, FakeUser(505, "Dave", "en"), "dave")
+    await dave.says("unlock me", expect="6-digit code")
+    await dave.says(await code(app, "dave"), expect="#")
+    request_id = (await request_of(app, "dave")).id
+    await channel.deliver()
+    card = await api.reply_in(ADMIN_GROUP, f"解锁申请 #{request_id}，来自 dave")
+    assert "已用席位 11 / 10" in card.text
+    assert "kim（Kim Sun），从未登录；judy（Judy Xu），上次登录于 " in card.text
+    assert card.labels == ["批准", "拒绝"]
+
+
 async def test_sam_approves_bob_from_the_group_and_bob_is_told(
     app: App, api: FakeBotApi, channel: TelegramChannel
 ) -> None:

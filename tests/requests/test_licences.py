@@ -10,6 +10,7 @@ from bot.app import App
 from bot.clock import ManualClock
 from bot.messages import Reply
 from bot.storage.models import Notification
+from tests.chat import Chat
 
 
 async def reminders(app: App) -> list[Notification]:
@@ -52,3 +53,19 @@ async def test_one_housekeeping_pass_reminds_the_admins_once_and_a_second_does_n
     for locale, words in (("en", "in 20 days"), ("zh-CN", "20 天后")):
         rendered = app.renderer.render(Reply(service_desk.template, service_desk.context), locale)
         assert words in rendered.text
+
+
+async def test_the_licence_answer_says_whether_the_admins_really_are_reminded(app: App) -> None:
+    kim = Chat(app.engine, "kim", locale="en")
+    said = await kim.say("our licence expired")
+    assert "the admins hear from me 30, 7 and 1 days before one ends" in said.text  # the embedded CRM lists them
+    kim = Chat(app.engine, "kim", locale="zh-CN")
+    said = await kim.say("授权过期了")
+    assert "到期前 30 天、7 天和 1 天我都会提醒管理员" in said.text
+
+    # A CRM that cannot list its licences, or nobody to tell: the answer says so instead of promising.
+    cannot = app.renderer.render(Reply("faq/answer", {"topic": "license", "reminders": "no_list"}), "en").text
+    assert "this CRM doesn't let me list its licences, so nobody hears from me before one ends" in cannot
+    assert "Here I do" not in cannot
+    nobody = app.renderer.render(Reply("faq/answer", {"topic": "license", "reminders": "no_admins"}), "zh-CN").text
+    assert "还没有设置接收提醒的管理员" in nobody

@@ -89,7 +89,12 @@ async def test_admin_commands_in_chinese(app: App, clock: ManualClock) -> None:
     said = await tina.say("待处理")
     assert f"解锁申请 #{request_id}，来自 bob" in said.text
     said = await tina.say("统计")
-    assert "待处理 1 个" in said.text  # statuses said in Chinese, not as their codes
+    # Reasons and outcomes said in Chinese, not as their codes; the chart comes with the words.
+    assert "从陌生地点登录 1 次" in said.text
+    assert "仍在等待 1 次" in said.text
+    assert "unusual_ip" not in said.text
+    assert "pending" not in said.text
+    assert said.replies[0].image is not None
     said = await tina.say("审计 bob")
     assert "bob" in said.text
     said = await tina.say(f"批准 {request_id}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from bot import demo
@@ -138,6 +139,36 @@ async def test_approving_a_seat_request_with_every_seat_taken_asks_first(app: Ap
     assert f"Approved: request #{request.id} for dave" in said.text
 
 
+async def test_a_seat_request_card_shows_the_seats_and_who_has_gone_longest_without_signing_in(app: App) -> None:
+    dave = Chat(app.engine, "dave", locale="en")
+    await dave.say("unlock me")
+    said = await dave.say(await code(app, "dave"))
+    async with app.database.session() as session:
+        request_id = await session.scalar(select(UnlockRequest.id).where(UnlockRequest.crm_username == "dave"))
+    assert f"#{request_id}" in said.text
+
+    sam = Chat(app.engine, "sam", locale="en")
+    said = await sam.say("pending")
+    assert 'Licence "Sales Standard": 11 of 10 seats used.' in said.text
+    # The demo's kim never signed in, judy 38 days and erin 26 days ago; dave himself is not suggested.
+    assert "Longest without signing in (taking back one of their seats makes room): " in said.text
+    assert "makes room): kim (Kim Sun), never signed in; " in said.text
+    assert "judy (Judy Xu), last signed in " in said.text
+    assert "; erin (Erin Zhao), last signed in " in said.text
+    assert "dave (Dave Chen)" not in said.text
+    said = await sam.say(f"approve {request_id}")
+    assert "11 of 10 in use" in said.text
+    assert "longest without signing in: kim, judy, erin" in said.text
+
+    tina = Chat(app.engine, "tina", locale="zh-CN")
+    said = await tina.say("待处理")
+    assert "授权“Sales Standard”：已用席位 11 / 10。" in said.text
+    assert "最久没有登录的账号（收回其中一个的席位就能腾出位置）：" in said.text
+    assert "：kim（Kim Sun），从未登录；judy（Judy Xu），上次登录于 " in said.text
+    said = await tina.say(f"批准 {request_id}")
+    assert "最久没有登录的是 kim、judy、erin" in said.text
+
+
 async def test_nobody_decides_their_own_request(app: App, clock: ManualClock) -> None:
     async with app.database.session() as session, session.begin():
         own = await file_request(
@@ -249,7 +280,7 @@ async def test_admin_commands_in_chat(app: App) -> None:
     said = await sam.say("reset-totp kim")
     assert "kim's authenticator is reset" in said.text
     said = await sam.say("stats")
-    assert "Self-service unlocks: 0" in said.text
+    assert "Locks in the last 30 days:" in said.text
     said = await sam.say("audit ../../etc")
     assert "doesn't look like a CRM username" in said.text
 
@@ -294,6 +325,34 @@ async def test_unlocking_one_account_of_a_lock_nobody_lifts_one_by_one_needs_a_r
     said = await tina.say("解锁 judy")  # maintenance
     assert "维护" in said.text
     assert said.labels[0] == "仍然解锁"
+
+
+@pytest.mark.parametrize(
+    ("user", "why"),
+    [
+        ("carol", "the company's CRM licence has expired"),
+        ("ivan", "the trial edition's usage limit has been reached"),
+        ("erin", "of a fault in the CRM itself"),
+        ("judy", "of scheduled maintenance"),
+    ],
+)
+async def test_unlock_user_on_a_lock_nobody_lifts_one_by_one_refuses_with_the_reason(
+    app: App, user: str, why: str
+) -> None:
+    sam = Chat(app.engine, "sam", locale="en")
+    said = await sam.say(f"unlock {user}")
+    assert f"{user}'s account is locked because {why}" in said.text
+    assert not said.asks_secret
+    assert said.labels == ["Unlock anyway", "Menu"]
+    await sam.say(await code(app, "sam"))  # a code typed without pressing "Unlock anyway" unlocks nothing
+    await app.housekeeper.tick()
+    assert (await app.crm.lock_status(user)).locked
+    assert await unlock_actions(app, user) == 0
+    async with app.database.session() as session:
+        unlocks = await session.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.action.like("admin.unlock%"))
+        )
+    assert unlocks == 0
 
 
 async def test_the_daily_cap_sends_the_fourth_unlock_to_an_admin(app: App, clock: ManualClock) -> None:

@@ -1,0 +1,339 @@
+"""Telling people before they ask: a lock as it happens, a maintenance window ahead and once it is over.
+
+The housekeeper calls ``Alerts.poll_if_due`` in every round; every ``[alerts] poll_seconds`` one replica
+claims the period (``bot.storage.leases.claim``) and reads what is new:
+
+- **Locks.** The CRM's lock events (capability ``lock_events``) since where the last read stopped, a
+  little before it (``OVERLAP``: an event the CRM wrote late is still found). Each linked person whose
+  account was locked gets a direct message: the reason in the words the "why am I locked" answer uses,
+  what happens next, and the buttons to unlock (or ask for it) and to ask. Each event is claimed by its
+  id when first read, in the same transaction as the message and its audit event: told once however often
+  it is read and however many replicas read it, or never when its person was opted out or not linked then.
+- **Maintenance.** The CRM's system status (capability ``system_status``): a window is announced
+  ``[alerts] maintenance_notice_hours`` before it starts and again once it ends, each announcement
+  claimed with a conditional UPDATE of its row in ``maintenance_notices``.
+
+The same read, reaching back ``[alerts] incident_baseline_hours``, feeds incident detection
+(``bot.requests.incidents``): many more locks at once than usual is told to the admins once.
+
+People who said "stop alerts" ("不要再提醒") are skipped until they say "start alerts" ("恢复提醒");
+the choice is kept in ``alert_opt_outs``. Backends that cannot list new locks (Salesforce, Keycloak) are
+never asked, and ``unlockbot crm check`` says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from bot.clock import Clock
+from bot.config import AlertSettings
+from bot.crm.base import Capability, CrmBackend, LockEvent, LockReason, MaintenanceWindow
+from bot.errors import CrmError
+from bot.messages import Button
+from bot.requests import audit, incidents
+from bot.requests.notifications import MENU, notify
+from bot.requests.policy import Path, UnlockPolicy
+from bot.storage import leases
+from bot.storage.db import Database
+from bot.storage.models import AlertCursor, AlertOptOut, ChatIdentity, MaintenanceNotice
+from bot.storage.upsert import insert_if_absent
+
+log = logging.getLogger(__name__)
+
+ACTOR = "alerts"
+POLL_LEASE = "alerts.poll"
+LOCK_FEED = "crm.lock_events"
+# Each read starts this far before where the last one stopped: an event the CRM committed late, or stamped
+# with a clock a little behind ours, is still found; the claim per event keeps it from being told twice.
+OVERLAP = timedelta(minutes=2)
+# A lock older than this is not told (a bot that was down for days): the person found out long ago.
+TOO_LATE = timedelta(hours=12)
+# The claim on an event outlives every read that could still return it.
+TOLD_FOR = TOO_LATE + OVERLAP + timedelta(days=1)
+
+
+# --- opting out -----------------------------------------------------------------------------------------------
+
+
+async def opt_out(session: AsyncSession, *, now: datetime, username: str, actor: str) -> bool:
+    """No more unasked messages for ``username``; ``False`` when they had already said so."""
+    if not await insert_if_absent(session, AlertOptOut, {"crm_username": username, "since": now}):
+        return False
+    await audit.record(session, at=now, actor=actor, action="alerts.stopped", subject=username)
+    return True
+
+
+async def opt_in(session: AsyncSession, *, now: datetime, username: str, actor: str) -> bool:
+    """Unasked messages for ``username`` again; ``False`` when they had never stopped them."""
+    gone = await session.scalar(
+        delete(AlertOptOut)
+        .where(AlertOptOut.crm_username == username)
+        .returning(AlertOptOut.crm_username)
+        .execution_options(synchronize_session=False)
+    )
+    if gone is None:
+        return False
+    await audit.record(session, at=now, actor=actor, action="alerts.started", subject=username)
+    return True
+
+
+async def opted_out(session: AsyncSession, usernames: Iterable[str]) -> set[str]:
+    names = list(set(usernames))
+    if not names:
+        return set()
+    return set(await session.scalars(select(AlertOptOut.crm_username).where(AlertOptOut.crm_username.in_(names))))
+
+
+async def reachable(session: AsyncSession, usernames: Iterable[str] | None = None) -> set[str]:
+    """Of ``usernames`` (everyone when ``None``), those linked to a chat account and not opted out."""
+    query = select(ChatIdentity.crm_username).distinct()
+    if usernames is not None:
+        names = list(set(usernames))
+        if not names:
+            return set()
+        query = query.where(ChatIdentity.crm_username.in_(names))
+    linked = set(await session.scalars(query))
+    return linked - await opted_out(session, linked)
+
+
+# --- what a lock alert offers ---------------------------------------------------------------------------------
+
+
+def lock_buttons(policy: UnlockPolicy, reason: LockReason) -> tuple[Button, ...]:
+    """The next step the "why am I locked" answer offers for ``reason``, then asking and the menu."""
+    path = policy.rule(reason).path
+    if path is Path.SELF_SERVICE:
+        first = Button("unlock", "unlock")
+    elif path is Path.APPROVAL:
+        first = Button("unlock", "request_unlock")
+    else:
+        first = Button("watch", "watch")  # nobody can lift it for one person: offer to say when it is over
+    return (first, Button("why", "why"), Button("ask", "ask"), MENU)
+
+
+async def tell_locks(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    events: Sequence[LockEvent],
+    policy: UnlockPolicy,
+    system: str,
+    holder: str = ACTOR,
+) -> list[str]:
+    """Tell each reachable person their new lock, each event once (claimed by its id); the usernames told."""
+    people = await reachable(session, (e.username for e in events))
+    told = []
+    for event in events:
+        if event.at < now - TOO_LATE:
+            continue
+        # Decided once, when first read: a lock of someone opted out (or not linked) then stays untold.
+        if not await leases.claim(session, f"lock-event:{system}:{event.id}", holder, now=now, ttl=TOLD_FOR):
+            continue  # read before, by this process or another
+        if event.username not in people:
+            continue
+        context = {"reason": event.reason.value, "locked_at": event.at.isoformat()}
+        await notify(
+            session,
+            now=now,
+            usernames=[event.username],
+            template="alerts/locked",
+            context=context,
+            buttons=lock_buttons(policy, event.reason),
+        )
+        await audit.record(
+            session,
+            at=now,
+            actor=ACTOR,
+            action="alert.lock",
+            subject=event.username,
+            details={"event": event.id, "reason": event.reason.value, "locked_at": event.at.isoformat()},
+        )
+        told.append(event.username)
+    return told
+
+
+# --- maintenance ------------------------------------------------------------------------------------------------
+
+
+def _key(window: MaintenanceWindow) -> str:
+    return window.starts_at.astimezone(UTC).isoformat()
+
+
+async def announce_maintenance(
+    session: AsyncSession, *, now: datetime, windows: Sequence[MaintenanceWindow], notice: timedelta
+) -> list[str]:
+    """Tell people of windows starting within ``notice`` and of the ones told of that have ended; what was said.
+
+    Each announcement is claimed by a conditional UPDATE of its row, so of several replicas one makes it.
+    """
+    said = []
+    current = {}
+    for window in windows:
+        key = _key(window)
+        current[key] = window
+        values = {"key": key, "starts_at": window.starts_at, "ends_at": window.ends_at}
+        if not await insert_if_absent(session, MaintenanceNotice, values):
+            await session.execute(
+                update(MaintenanceNotice)
+                .where(MaintenanceNotice.key == key, MaintenanceNotice.ends_at != window.ends_at)
+                .values(ends_at=window.ends_at)
+            )
+        if not (now < window.starts_at <= now + notice):
+            continue  # far off, or already running: a window nobody was told of ahead is not announced late
+        if await _claim(session, key, MaintenanceNotice.told_ahead_at, now):
+            context = {"starts_at": window.starts_at.isoformat(), "ends_at": window.ends_at.isoformat()}
+            await _tell_everyone(session, now, "alerts/maintenance_ahead", context, key)
+            said.append(f"ahead:{key}")
+    ended = await session.scalars(
+        select(MaintenanceNotice.key).where(
+            MaintenanceNotice.told_ahead_at.is_not(None),
+            MaintenanceNotice.told_over_at.is_(None),
+            MaintenanceNotice.ends_at <= now,
+        )
+    )
+    for key in list(ended):
+        if key in current and current[key].ends_at > now:
+            continue  # the CRM moved its end: not over yet
+        if await _claim(session, key, MaintenanceNotice.told_over_at, now):
+            await _tell_everyone(session, now, "alerts/maintenance_over", {}, key)
+            said.append(f"over:{key}")
+    return said
+
+
+async def _claim(
+    session: AsyncSession, key: str, column: InstrumentedAttribute[datetime | None], now: datetime
+) -> bool:
+    claimed = await session.scalar(
+        update(MaintenanceNotice)
+        .where(MaintenanceNotice.key == key, column.is_(None))
+        .values({column: now})
+        .returning(MaintenanceNotice.key)
+        .execution_options(synchronize_session=False)
+    )
+    return claimed is not None
+
+
+async def _tell_everyone(
+    session: AsyncSession, now: datetime, template: str, context: dict[str, str], key: str
+) -> None:
+    people = sorted(await reachable(session))
+    await notify(session, now=now, usernames=people, template=template, context=context, buttons=(MENU,))
+    await audit.record(
+        session, at=now, actor=ACTOR, action=f"notice.{template}", subject=key, details={"to": len(people)}
+    )
+
+
+# --- the housekeeper's part -------------------------------------------------------------------------------------
+
+
+class Alerts:
+    """What the housekeeper runs: every ``poll_seconds``, one replica reads new locks and maintenance windows."""
+
+    def __init__(
+        self,
+        database: Database,
+        crm: CrmBackend,
+        clock: Clock,
+        settings: AlertSettings,
+        policy: UnlockPolicy,
+        *,
+        admins: tuple[str, ...] = (),
+    ) -> None:
+        self._db = database
+        self._admins = admins
+        self._crm = crm
+        self._clock = clock
+        self._settings = settings
+        self._policy = policy
+        self._every = timedelta(seconds=settings.poll_seconds)
+        self._next_at: datetime | None = None
+        self.holder = leases.process_holder(ACTOR)
+
+    async def poll_if_due(self) -> list[str]:
+        """Read and tell what is new, when this period is due and this process claims it; what was told."""
+        if not self._settings.enabled:
+            return []
+        can = self._crm.capabilities
+        if Capability.LOCK_EVENTS not in can and Capability.SYSTEM_STATUS not in can:
+            return []
+        now = self._clock.now()
+        if self._next_at is not None and now < self._next_at:
+            return []
+        self._next_at = now + self._every
+        async with self._db.session() as session, session.begin():
+            if not await leases.claim(session, POLL_LEASE, self.holder, now=now, ttl=self._every):
+                return []  # another replica reads this period
+        told: list[str] = []
+        if Capability.LOCK_EVENTS in can:
+            told += await self._locks(now)
+        if Capability.SYSTEM_STATUS in can:
+            told += await self._maintenance(now)
+        return told
+
+    async def _locks(self, now: datetime) -> list[str]:
+        async with self._db.session() as session, session.begin():
+            cursor = await session.get(AlertCursor, LOCK_FEED)
+            if cursor is None:
+                # The first read ever: the last moments only, not the CRM's whole history.
+                start = now - OVERLAP
+                await insert_if_absent(
+                    session, AlertCursor, {"name": LOCK_FEED, "started_at": start, "read_until": start}
+                )
+                since = start
+            else:
+                since = max(cursor.read_until - OVERLAP, cursor.started_at, now - TOO_LATE)
+        settings = self._settings
+        baseline = timedelta(hours=settings.incident_baseline_hours)
+        try:
+            # One read serves both: the new locks to tell, and the day before them for the baseline.
+            events = await self._crm.lock_events(min(since, now - baseline))
+        except CrmError as exc:  # read again from the same place next time
+            log.warning("could not read the CRM's new locks for alerts: %s", exc)
+            return []
+        finding = incidents.detect(
+            events,
+            now=now,
+            window=timedelta(minutes=settings.incident_window_minutes),
+            baseline=baseline,
+            factor=settings.incident_factor,
+            minimum=settings.incident_min_locks,
+        )
+        async with self._db.session() as session, session.begin():
+            new = [event for event in events if event.at >= since]
+            told = await tell_locks(
+                session, now=now, events=new, policy=self._policy, system=self._crm.name, holder=self.holder
+            )
+            found = finding is not None and await incidents.record(
+                session, now=now, finding=finding, admins=self._admins
+            )
+            await session.execute(
+                update(AlertCursor)
+                .where(AlertCursor.name == LOCK_FEED, AlertCursor.read_until < now)
+                .values(read_until=now)
+            )
+        if told:
+            log.info("lock alerts sent to %s", ", ".join(told))
+        if found and finding is not None:
+            log.warning(
+                "incident: %s locks in %g minutes, where about %.1f are usual; the admins are told",
+                finding.locks,
+                settings.incident_window_minutes,
+                finding.expected,
+            )
+        return [f"lock:{username}" for username in told] + (["incident"] if found else [])
+
+    async def _maintenance(self, now: datetime) -> list[str]:
+        try:
+            status = await self._crm.system_status()
+        except CrmError as exc:
+            log.warning("could not read the CRM's maintenance windows for notices: %s", exc)
+            return []
+        notice = timedelta(hours=self._settings.maintenance_notice_hours)
+        async with self._db.session() as session, session.begin():
+            return await announce_maintenance(session, now=now, windows=status.maintenance, notice=notice)
