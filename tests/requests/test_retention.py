@@ -8,7 +8,14 @@ from sqlalchemy import func, select
 
 from bot.app import App
 from bot.clock import ManualClock
-from bot.storage.models import AuditEvent, Conversation, Notification, ProcessedEvent
+from bot.storage.models import (
+    AuditEvent,
+    Conversation,
+    DetectedIncident,
+    MaintenanceNotice,
+    Notification,
+    ProcessedEvent,
+)
 from tests.chat import Chat
 
 
@@ -53,3 +60,28 @@ async def test_recent_rows_stay(app: App, clock: ManualClock) -> None:
     await app.housekeeper.tick()
     assert await count(app, ProcessedEvent) == 1
     assert await count(app, Conversation) >= 1
+
+
+async def test_maintenance_windows_and_incidents_long_over_are_pruned(app: App, clock: ManualClock) -> None:
+    now = clock.now()
+    async with app.database.session() as session, session.begin():
+        for name, ended in (("old", now - timedelta(days=91)), ("recent", now - timedelta(days=89))):
+            session.add(MaintenanceNotice(key=name, starts_at=ended - timedelta(hours=2), ends_at=ended))
+            session.add(
+                DetectedIncident(
+                    started_at=ended - timedelta(minutes=10),
+                    last_seen_at=ended,
+                    window_minutes=10,
+                    locks=12,
+                    expected=1.5,
+                    by_reason={"failed_password": 12},
+                )
+            )
+    await app.housekeeper.tick()
+    async with app.database.session() as session:
+        kept = list(await session.scalars(select(MaintenanceNotice.key)))
+        incidents = list(await session.scalars(select(DetectedIncident.last_seen_at)))
+    assert "old" not in kept
+    assert "recent" in kept
+    assert now - timedelta(days=91) not in [when.replace(tzinfo=now.tzinfo) for when in incidents]
+    assert len(incidents) == 1
