@@ -160,6 +160,28 @@ def test_buttons_are_chosen_by_number_or_label_in_any_case(tmp_path: Path) -> No
     assert console.translate("7").kind is InboundKind.TEXT
 
 
+def test_a_choice_offered_by_two_replies_of_a_turn_is_listed_once_in_its_later_place(tmp_path: Path) -> None:
+    out = io.StringIO()
+    console = ConsoleChannel(
+        lambda inbound: None,  # type: ignore[arg-type, return-value]
+        "kim",
+        locale=None,
+        stdin=io.StringIO(),
+        stdout=out,
+        interactive=False,
+        image_dir=tmp_path,
+    )
+    alert = Rendered("You were locked.", (RenderedButton("unlock", "Unlock me"), RenderedButton("ask", "Ask")))
+    menu = Rendered("Menu", (RenderedButton("why", "Why am I locked?"), RenderedButton("unlock", "Unlock me")))
+    console.show([alert, menu])
+    assert [line.strip() for line in out.getvalue().splitlines() if line.strip().startswith("[")] == [
+        "[1] Ask",
+        "[2] Why am I locked?",
+        "[3] Unlock me",
+    ]
+    assert console.translate("3").button == "unlock"
+
+
 def test_an_invitation_from_the_command_line_links_a_console_account(cli: Cli) -> None:
     assert "reset the authenticator of kim" in cli.run("admin", "reset-totp", "kim").stdout
     printed = cli.run("admin", "invite", "kim").stdout

@@ -122,11 +122,13 @@ class ConsoleChannel:
 
     def show(self, replies: Sequence[Rendered]) -> None:
         buttons: list[RenderedButton] = []
-        for reply in replies:
+        for index, reply in enumerate(replies):
             self._stdout.write(reply.text + "\n")
             if reply.image is not None:
                 self._write_image(reply)
-            buttons.extend(reply.buttons)
+            # One numbered list for the whole turn: a choice a later reply offers again is listed once, there.
+            later = {button.action for after in replies[index + 1 :] for button in after.buttons}
+            buttons.extend(button for button in reply.buttons if button.action not in later)
             self._stdout.write("\n")
         for number, button in enumerate(buttons, start=1):
             self._stdout.write(f"  [{number}] {button.label}\n")

@@ -103,7 +103,7 @@ STOP_EN = _word_set(
     literally perhaps definitely certainly anymore later turn turned turning close closed open opened opening
     running runs puts makes lets allowed allows available finish finished become became whatever whenever
     somehow seemingly suddenly randomly completely totally lately exactly quite pretty rather less least ways
-    guy person sorry excuse wondering curious helping st nd rd th
+    guy person sorry excuse wondering curious helping st nd rd th till til
     four five six seven eight nine ten
     lah leh lor meh liao hor sia ah eh aiyo aiyoh aiya alamak wah walao sian ya oye pues bueno vale hola gracias
     el la los las lo le de del mi mis tu un una que es esta este esto estoy estan con para por muy pero y ya
@@ -127,6 +127,7 @@ STOP_ZH = _word_set(
     因此 为了 关于 对于 一般 通常 经常 常常 有时 有时候 偶尔 其实 确实 当然 还会 正在 稍后 等等 刚好 正好 直接
     另外 不过 只要 虽然 而是 不是 没有 本来 原来 好端端 整个 全部 所有 任何 每次 每天 最 更加 那么 这么 都是
     也是 要是 的时候 时 后来 之后再 行不行 请问一下 请教 想问 想问一下 问一下 一会儿 一会 方法 办法 啥的 什么的
+    但 却 估计 预计 必须
     """
 )
 # English words that name no topic whatever their ending ("tells", "asked"): compared by stem.
@@ -175,7 +176,9 @@ class Roles:
     ``tasks``: work done in the CRM other than getting into it (assigning, exporting, converting, merging,
     creating records); asking how to do one, without naming a lock or sign-in, is a how-to the bot is not for.
     ``credentials``: what a person signs in with (password, code): "how do I create a new password" is about
-    signing in, whatever its verb.
+    signing in, whatever its verb. ``office``: office matters that are not a system one signs in to (expenses,
+    pay, the canteen, a keyboard); a message about one that names neither the CRM nor a lock, sign-in or
+    password is not the bot's to answer, but "back from the gym and locked out" still is.
     """
 
     core: frozenset[str] = frozenset()
@@ -183,6 +186,7 @@ class Roles:
     elsewhere: frozenset[str] = frozenset()
     tasks: frozenset[str] = frozenset()
     credentials: frozenset[str] = frozenset()
+    office: frozenset[str] = frozenset()
 
 
 def load_roles(path: Path, synonyms: Synonyms) -> Roles:
@@ -192,7 +196,7 @@ def load_roles(path: Path, synonyms: Synonyms) -> Roles:
     raw = read_yaml(path)
     heads = {group[0] for group in synonyms}
     terms: dict[str, frozenset[str]] = {}
-    for role in ("core", "ours", "elsewhere", "tasks", "credentials"):
+    for role in ("core", "ours", "elsewhere", "tasks", "credentials", "office"):
         names = raw.get(role, []) if isinstance(raw, dict) else []
         if not isinstance(names, list):
             raise ConfigError(f"{path}: {role}: expected a list of group names, got {names!r}")
@@ -257,6 +261,24 @@ _STEMMER = snowballstemmer.stemmer("english")
 @lru_cache(maxsize=8192)
 def stem(word: str) -> str:
     return str(_STEMMER.stemWord(word))
+
+
+# Phrases that say how often or when, never what about ("every time I sign in", "at the moment"), where a word
+# of them alone may name a topic ("too many times"): compared by stem, dropped whole.
+_STOP_PHRASES = frozenset(
+    tuple(stem(word) for word in phrase.split())
+    for phrase in (
+        "every time",
+        "every single time",
+        "each time",
+        "all the time",
+        "this time",
+        "at the moment",
+        "at this point",
+        "for now",
+    )
+)
+_LONGEST_STOP_PHRASE = max(len(phrase) for phrase in _STOP_PHRASES)
 
 
 def english_words(text: str) -> list[str]:
@@ -586,17 +608,30 @@ class Analyzer:
                 fix = None if known else self._speller.correct(word)
                 if fix is not None:
                     words[position], corrected[position] = fix, True
-                elif not known:
+                if not known:
                     unknown.append(position)
         stems = [stem(word) for word in words]
+        # An unknown word that, one letter changed, makes a pair with its neighbour is that word of the pair,
+        # even where the speller alone would have picked another near word ("how lnog": "long", not "log").
         for position in unknown:
-            fix = self._in_phrase(words[position], stems, position)
+            fix = self._in_phrase(written[position], stems, position)
             if fix is not None:
                 words[position], stems[position], corrected[position] = fix, stem(fix), True
         if meant is not None:
             meant.append(_respelled(text, written, words))
         index = 0
         while index < len(words):
+            skipped = next(
+                (
+                    size
+                    for size in range(min(_LONGEST_STOP_PHRASE, len(words) - index), 1, -1)
+                    if tuple(stems[index : index + size]) in _STOP_PHRASES
+                ),
+                0,
+            )
+            if skipped:
+                index += skipped
+                continue
             for size in range(min(self._longest_phrase, len(words) - index), 0, -1):
                 canonical = self._english_phrases.get(tuple(stems[index : index + size]))
                 if canonical:

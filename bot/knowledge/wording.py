@@ -28,6 +28,8 @@ _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # ("dta", "lockd", "normall", "unlcok"). From eight letters on, one edit of any kind ("maintenence"); from
 # nine, two ("maintainance").
 _MIN_LENGTH = 3
+# Nor is a word read as one of fewer letters: two-letter words are mostly pieces ("fa" of "2fa") or function
+# words, and a real word one letter longer ("far", "atm") is far likelier than a slip of one.
 _ANY_EDIT_FROM = 8
 _TWO_EDITS_FROM = 9
 _CACHE_LIMIT = 4096
@@ -164,7 +166,11 @@ class Speller:
             return self._near_cache[word]
         choices = self._by_initial.get(word[0], [])
         near = process.extract(word, choices, scorer=OSA.distance, score_cutoff=1, limit=None)
-        found = [str(item[0]) for item in sorted(near, key=lambda item: (-self._counts[item[0]], item[0]))]
+        found = [
+            str(item[0])
+            for item in sorted(near, key=lambda item: (-self._counts[item[0]], item[0]))
+            if len(item[0]) >= _MIN_LENGTH
+        ]
         if len(self._near_cache) >= _CACHE_LIMIT:
             self._near_cache.clear()
         self._near_cache[word] = found
@@ -174,6 +180,7 @@ class Speller:
         edits = 2 if len(word) >= _TWO_EDITS_FROM else 1
         choices = self._by_initial.get(word[0], [])
         near = process.extract(word, choices, scorer=OSA.distance, score_cutoff=edits, limit=None)
+        near = [item for item in near if len(item[0]) >= _MIN_LENGTH]
         if len(word) < _ANY_EDIT_FROM:
             near = [
                 item

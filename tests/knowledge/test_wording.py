@@ -111,6 +111,14 @@ def test_a_word_that_is_not_a_typo_is_left_alone(word: str) -> None:
     assert Speller(VOCABULARY).correct(word) is None
 
 
+def test_a_word_is_never_read_as_a_two_letter_one() -> None:
+    # "atx" and "far" are one letter from "at" and "fa" (of "2fa"), but a real word is likelier than that slip.
+    speller = Speller(["at", "fa", "data"])
+    assert speller.correct("atx") is None
+    assert speller.correct("far") is None
+    assert "fa" not in speller.within_one_edit("far")
+
+
 def test_the_more_common_of_two_equally_near_words_wins() -> None:
     assert Speller(["from", "form", "form"]).correct("fom") == "form"
     assert Speller(["from", "from", "form"]).correct("fom") == "from"
