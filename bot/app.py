@@ -165,6 +165,7 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
             verify_grace=timedelta(minutes=settings.totp.grace_minutes),
             questions_per_day=settings.requests.questions_per_day,
             words=renderer.label,
+            timezone=settings.bot.timezone,
         )
         commands = CommandMatcher.load(knowledge / "commands.yaml", ACTIONS.keys())
         outbox = OutboxWorker(database, metered, clock, admins=services.admins)

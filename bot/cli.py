@@ -40,13 +40,13 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import __version__, admin
 from bot.app import App, open_app
+from bot.clock import person_zone
 from bot.config import Settings, load_settings, locale_from_flag
 from bot.crm.base import Capability
 from bot.crm.registry import crm_location
@@ -56,7 +56,6 @@ from bot.identity.secrets import SecretBox
 from bot.logs import LogSetup, describe, secrets_of
 from bot.logs import configure as configure_logging
 from bot.messages import Inbound, Rendered, Reply
-from bot.rendering import LOCALE_ZONES
 from bot.reports.stats import BadPeriod, gather, parse_period
 from bot.requests import audit
 from bot.requests.anchor import AnchorFile, anchor_path, load_audit_key
@@ -598,7 +597,7 @@ def _period(text: str) -> timedelta:
 async def _report(app: App, args: argparse.Namespace) -> int:
     """The numbers of ``stats`` for ``--since``, printed; with ``--png``, the chart written to the file too."""
     locale = locale_from_flag(args.lang) or app.settings.bot.default_locale
-    zone = ZoneInfo(app.settings.bot.timezone or LOCALE_ZONES[locale])
+    zone = person_zone(None, app.settings.bot.timezone, locale)
     async with app.database.session() as session:
         numbers = await gather(session, now=app.clock.now(), period=args.since, zone=zone)
     print(app.renderer.render(Reply("admin/stats", numbers.summary()), locale).text)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class Clock(Protocol):
@@ -39,3 +40,21 @@ class ManualClock:
 
     def set(self, when: datetime) -> None:
         self._now = when.astimezone(UTC)
+
+
+# The zone times are shown in when neither the person's nor ``[bot] timezone`` is known.
+LOCALE_ZONES = {"zh-CN": "Asia/Shanghai", "en": "UTC"}
+
+
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None  # a zone from a chat profile that this machine does not know: the default is used
+
+
+def person_zone(person: str | None, configured: str | None, locale: str) -> ZoneInfo:
+    """Where a person's times are shown: their own zone (from their chat profile), else ``[bot] timezone``,
+    else their language's (``LOCALE_ZONES``)."""
+    own = _zone(person) if person else None
+    return own or (ZoneInfo(configured) if configured else None) or ZoneInfo(LOCALE_ZONES[locale])

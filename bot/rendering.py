@@ -20,12 +20,13 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, pass_context
 from jinja2.runtime import Context
 
+from bot.clock import person_zone
 from bot.crm.base import LockReason
 from bot.errors import ConfigError
 from bot.knowledge.reasons import ReasonText
@@ -34,21 +35,12 @@ from bot.messages import LOCALES, Rendered, RenderedButton, Reply
 
 _BLANK_LINES = re.compile(r"\n{3,}")
 
-# The zone times are shown in when neither the person's nor ``[bot] timezone`` is known.
-LOCALE_ZONES = {"zh-CN": "Asia/Shanghai", "en": "UTC"}
 # Beijing time is what a Chinese reader assumes, so only another zone is named in a Chinese reply.
 _ZH_HOME_OFFSET = timedelta(hours=8)
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 @lru_cache(maxsize=256)
-def _zone(name: str) -> ZoneInfo | None:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None  # a zone from a chat profile that this machine does not know: the default is used
-
-
 def _offset_name(offset: timedelta) -> str:
     """``UTC``, ``UTC+8``, ``UTC-3:30``."""
     if not offset:
@@ -115,11 +107,8 @@ def make_environment(
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
-    configured = ZoneInfo(timezone) if timezone else None
-
     def zone_for(context: Context, locale: str) -> ZoneInfo:
-        person = context.get("timezone")
-        return (_zone(person) if person else None) or configured or ZoneInfo(LOCALE_ZONES[locale])
+        return person_zone(context.get("timezone"), timezone, locale)
 
     def moment(value: datetime | str) -> datetime:
         # Facts stored as JSON keep their times as ISO text.

@@ -305,7 +305,7 @@ class SalesforceCrm:
         return [
             SeatHolder(username, str(row.get("Name") or username), _sf_time(row.get("LastLoginDate")))
             for row in rows
-            if (username := str(row["Username"]))
+            if (username := str(row.get("Username") or ""))  # a row without one names nobody: left out
         ]
 
     async def system_status(self) -> SystemStatus:

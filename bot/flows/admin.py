@@ -11,12 +11,12 @@ chat account, never by a display name or a group role. Commands:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from bot.clock import person_zone
 from bot.crm.base import LockReason
 from bot.flows.base import Flow, Outcome, Turn
 from bot.flows.decisions import (
@@ -37,7 +37,6 @@ from bot.flows.verification import ask_code, check_code, not_enrolled
 from bot.identity import enrolment, link_codes
 from bot.identity.linking import unlink
 from bot.messages import Button, Image, Reply
-from bot.rendering import LOCALE_ZONES
 from bot.reports.stats import gather
 from bot.requests import audit
 from bot.requests.approvals import Verdict
@@ -177,11 +176,8 @@ async def stats(turn: Turn) -> Outcome:
 
 
 def _days_zone(turn: Turn) -> ZoneInfo:
-    """Where the chart's days begin: the admin's own zone when the platform gives one, else their language's."""
-    with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
-        if turn.inbound.timezone:
-            return ZoneInfo(turn.inbound.timezone)
-    return ZoneInfo(LOCALE_ZONES[turn.locale])
+    """Where the chart's days begin: where the admin's times are shown."""
+    return person_zone(turn.inbound.timezone, turn.services.timezone, turn.locale)
 
 
 async def invite(turn: Turn, username: str) -> Outcome:

@@ -46,6 +46,7 @@ class Services:
     questions_per_day: int = 3  # questions one person may hand to the admins in a day
     # ``Renderer.label`` (key, locale, params): the words drawn into a picture (the stats chart); none, no picture.
     words: Callable[[str, str, Mapping[str, object] | None], str] | None = None
+    timezone: str | None = None  # ``[bot] timezone``: where days begin for a person whose own zone is not known
 
 
 @dataclass(slots=True)

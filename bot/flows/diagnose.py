@@ -11,7 +11,7 @@ from bot.flows.menu import MENU, MENU_BUTTONS
 from bot.flows.verification import ask_code, check_code, not_enrolled
 from bot.messages import Button, Reply
 from bot.requests.incidents import open_incident
-from bot.requests.policy import Path
+from bot.requests.policy import first_step
 from bot.requests.unlock_requests import open_request
 from bot.requests.watches import watch
 from bot.storage.models import UnlockRequest
@@ -29,16 +29,10 @@ def next_buttons(
 ) -> tuple[Button, ...]:
     """What the person can do after hearing the reason, following the policy for it."""
     assert status.reason is not None
-    rule = turn.services.policy.rule(status.reason)
-    buttons = []
-    if request is not None:
-        buttons.append(Button("request_status", "my_request"))  # an unlock is already on its way
-    elif rule.path is Path.SELF_SERVICE:
-        buttons.append(Button("unlock", "unlock"))
-    elif rule.path is Path.APPROVAL:
-        buttons.append(Button("unlock", "request_unlock"))
-    else:
-        buttons.append(Button("watch", "watch"))  # nobody can lift it for one person: offer to say when it is over
+    path = turn.services.policy.rule(status.reason).path
+    # Where nobody can lift it for one person: offer to say when it is over.
+    step = first_step(path, open_request=request is not None, when_nobody=Button("watch", "watch"))
+    buttons = [step] if step is not None else []
     if not evidence_shown:
         buttons.append(Button("details", "details"))
     buttons += [Button("data", "data"), MENU]

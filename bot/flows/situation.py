@@ -32,7 +32,7 @@ from bot.flows.base import Turn
 from bot.flows.facts import plain
 from bot.messages import Button
 from bot.requests.incidents import described, open_incident
-from bot.requests.policy import Path
+from bot.requests.policy import Path, first_step
 from bot.requests.unlock_requests import open_request
 
 # A maintenance window that starts within this is worth mentioning; later ones are not news yet.
@@ -232,17 +232,12 @@ async def read_situation(turn: Turn, *, probe: bool = False, count_others: bool 
 
 def next_step(situation: Situation) -> tuple[Button, ...]:
     """The button that moves this person on, whatever they asked: their request, an unlock, or when it ends."""
-    if situation.request is not None:
-        return (Button("request_status", "my_request"),)
-    if situation.locked is False:
+    if situation.locked is False and situation.request is None:
         return (Button("sign_in", "cannot_sign_in"),)
-    if situation.path is Path.SELF_SERVICE:
-        return (Button("unlock", "unlock"),)
-    if situation.path is Path.APPROVAL:
-        return (Button("unlock", "request_unlock"),)
-    if situation.path is Path.NONE:
-        return (Button("when_back", "when_back"),)
-    return ()
+    step = first_step(
+        situation.path, open_request=situation.request is not None, when_nobody=Button("when_back", "when_back")
+    )
+    return (step,) if step is not None else ()
 
 
 def verdict(situation: Situation, worry: Worry) -> WorryVerdict:
@@ -273,6 +268,9 @@ def _normal(s: Situation) -> str | None:
     reason = s.reason
     if reason is None:
         return _unknown_or_not_locked(s)
+    if s.lock_wave is not None and reason not in SYSTEM_WIDE | LICENCE_LOCKS:
+        # The rule that locked this one account may be ordinary; so many locks at once are not.
+        return "wave"
     if reason in SECURITY_RULES:
         return "security_rule"
     if reason in LICENCE_LOCKS:

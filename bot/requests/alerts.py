@@ -24,7 +24,7 @@ never asked, and ``unlockbot crm check`` says so.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select, update
@@ -38,7 +38,8 @@ from bot.errors import CrmError
 from bot.messages import Button
 from bot.requests import audit, incidents
 from bot.requests.notifications import MENU, notify
-from bot.requests.policy import Path, UnlockPolicy
+from bot.requests.policy import UnlockPolicy, first_step
+from bot.requests.unlock_requests import open_request
 from bot.storage import leases
 from bot.storage.db import Database
 from bot.storage.models import AlertCursor, AlertOptOut, ChatIdentity, MaintenanceNotice
@@ -105,16 +106,10 @@ async def reachable(session: AsyncSession, usernames: Iterable[str] | None = Non
 # --- what a lock alert offers ---------------------------------------------------------------------------------
 
 
-def lock_buttons(policy: UnlockPolicy, reason: LockReason) -> tuple[Button, ...]:
+def lock_buttons(policy: UnlockPolicy, reason: LockReason, *, open_request: bool) -> tuple[Button, ...]:
     """The next step the "why am I locked" answer offers for ``reason``, then asking and the menu."""
-    path = policy.rule(reason).path
-    if path is Path.SELF_SERVICE:
-        first = Button("unlock", "unlock")
-    elif path is Path.APPROVAL:
-        first = Button("unlock", "request_unlock")
-    else:
-        first = Button("watch", "watch")  # nobody can lift it for one person: offer to say when it is over
-    return (first, Button("why", "why"), Button("ask", "ask"), MENU)
+    first = first_step(policy.rule(reason).path, open_request=open_request, when_nobody=Button("watch", "watch"))
+    return (*((first,) if first is not None else ()), Button("why", "why"), Button("ask", "ask"), MENU)
 
 
 async def tell_locks(
@@ -125,8 +120,13 @@ async def tell_locks(
     policy: UnlockPolicy,
     system: str,
     holder: str = ACTOR,
+    lifted: Collection[str] = (),
 ) -> list[str]:
-    """Tell each reachable person their new lock, each event once (claimed by its id); the usernames told."""
+    """Tell each reachable person their new lock, each event once (claimed by its id); the usernames told.
+
+    Events in ``lifted`` (ids of locks the CRM no longer holds: unlocked since, or a different lock now) are
+    claimed without a word.
+    """
     people = await reachable(session, (e.username for e in events))
     told = []
     for event in events:
@@ -135,16 +135,17 @@ async def tell_locks(
         # Decided once, when first read: a lock of someone opted out (or not linked) then stays untold.
         if not await leases.claim(session, f"lock-event:{system}:{event.id}", holder, now=now, ttl=TOLD_FOR):
             continue  # read before, by this process or another
-        if event.username not in people:
+        if event.username not in people or event.id in lifted:
             continue
         context = {"reason": event.reason.value, "locked_at": event.at.isoformat()}
+        waiting = await open_request(session, event.username) is not None
         await notify(
             session,
             now=now,
             usernames=[event.username],
             template="alerts/locked",
             context=context,
-            buttons=lock_buttons(policy, event.reason),
+            buttons=lock_buttons(policy, event.reason, open_request=waiting),
         )
         await audit.record(
             session,
@@ -190,16 +191,21 @@ async def announce_maintenance(
             context = {"starts_at": window.starts_at.isoformat(), "ends_at": window.ends_at.isoformat()}
             await _tell_everyone(session, now, "alerts/maintenance_ahead", context, key)
             said.append(f"ahead:{key}")
-    ended = await session.scalars(
-        select(MaintenanceNotice.key).where(
-            MaintenanceNotice.told_ahead_at.is_not(None),
-            MaintenanceNotice.told_over_at.is_(None),
-            MaintenanceNotice.ends_at <= now,
+    told_ahead = await session.execute(
+        select(MaintenanceNotice.key, MaintenanceNotice.starts_at).where(
+            MaintenanceNotice.told_ahead_at.is_not(None), MaintenanceNotice.told_over_at.is_(None)
         )
     )
-    for key in list(ended):
-        if key in current and current[key].ends_at > now:
-            continue  # the CRM moved its end: not over yet
+    for key, starts_at in told_ahead.all():
+        listed = current.get(key)
+        if listed is None and starts_at > now:
+            # Gone from the CRM's list before it began: moved (its new start is a window of its own, told
+            # of anew) or called off. Nothing ran, so nothing is "over".
+            await session.execute(delete(MaintenanceNotice).where(MaintenanceNotice.key == key))
+            continue
+        # Over when its end has come, or when the CRM stopped listing it once it had begun (ended early).
+        if listed is not None and listed.ends_at > now:
+            continue
         if await _claim(session, key, MaintenanceNotice.told_over_at, now):
             await _tell_everyone(session, now, "alerts/maintenance_over", {}, key)
             said.append(f"over:{key}")
@@ -304,10 +310,17 @@ class Alerts:
             factor=settings.incident_factor,
             minimum=settings.incident_min_locks,
         )
+        new = [event for event in events if event.at >= since]
+        lifted = await self._lifted(new)
         async with self._db.session() as session, session.begin():
-            new = [event for event in events if event.at >= since]
             told = await tell_locks(
-                session, now=now, events=new, policy=self._policy, system=self._crm.name, holder=self.holder
+                session,
+                now=now,
+                events=new,
+                policy=self._policy,
+                system=self._crm.name,
+                holder=self.holder,
+                lifted=lifted,
             )
             found = finding is not None and await incidents.record(
                 session, now=now, finding=finding, admins=self._admins
@@ -327,6 +340,26 @@ class Alerts:
                 finding.expected,
             )
         return [f"lock:{username}" for username in told] + (["incident"] if found else [])
+
+    async def _lifted(self, events: Sequence[LockEvent]) -> set[str]:
+        """The events whose lock the CRM no longer holds (the person unlocked since, or is locked otherwise).
+
+        Asked per person before anyone is told, so nobody hears of a lock that is over. When the CRM cannot
+        say, the event stands: it came from the CRM a moment ago.
+        """
+        latest: dict[str, LockEvent] = {}
+        for event in sorted(events, key=lambda e: e.at):
+            latest[event.username] = event
+        lifted = {event.id for event in events if latest[event.username] is not event}
+        for username, event in latest.items():
+            try:
+                status = await self._crm.lock_status(username)
+            except CrmError as exc:
+                log.info("could not check the lock of %s before alerting; telling it: %s", username, exc)
+                continue
+            if not status.locked or status.reason is not event.reason:
+                lifted.add(event.id)
+        return lifted
 
     async def _maintenance(self, now: datetime) -> list[str]:
         try:

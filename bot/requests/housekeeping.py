@@ -126,13 +126,11 @@ class Housekeeper:
             )
         await self._outbox.run_once()
         await check_watches(self._db, now=now, crm=self._crm)
-        await self._alert()
+        await self._alert_now()  # a failure here must not keep the rest of the round from running
         if self._licences_at is None or now - self._licences_at >= LICENCES_EVERY:
             await self._remind_about_licences(now)
         if self._weekly_digest and self._admins and self._digest_week != week_of(now):
-            async with self._db.session() as session, session.begin():
-                await send_weekly_digest(session, now=now, admins=self._admins)
-            self._digest_week = week_of(now)
+            await self._send_digest(now)
         if self._retention is not None and (self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY):
             async with self._db.session() as session, session.begin():
                 pruned = await prune(session, now=now, keep=self._retention)
@@ -188,6 +186,15 @@ class Housekeeper:
             await self.chainer.link()
         except Exception:
             log.exception("linking audit events failed")
+
+    async def _send_digest(self, now: datetime) -> None:
+        try:
+            async with self._db.session() as session, session.begin():
+                await send_weekly_digest(session, now=now, admins=self._admins)
+        except Exception:  # tried again at the next round
+            log.exception("the weekly digest failed")
+            return
+        self._digest_week = week_of(now)
 
     async def _alert(self) -> None:
         """New locks and maintenance told, every ``[alerts] poll_seconds`` (between rounds too, in ``run``)."""

@@ -22,9 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.crm.base import LockEvent
 from bot.requests import audit
 from bot.requests.notifications import notify
+from bot.storage import leases
 from bot.storage.models import DetectedIncident
 
 ACTOR = "alerts"
+NEW_INCIDENT = "incident.new"  # the lease taken by whoever starts a new incident
 FIRST_SHOWN = 5  # how many of the first affected people the admins' notice names
 
 
@@ -98,6 +100,10 @@ async def record(session: AsyncSession, *, now: datetime, finding: Finding, admi
     """
     incident = await open_incident(session, now=now)
     if incident is None:
+        # Claimed before the row is written: two replicas that both find none open (neither has committed
+        # yet) would otherwise start two incidents and tell the admins twice.
+        if not await leases.claim(session, NEW_INCIDENT, ACTOR, now=now, ttl=finding.window):
+            return False
         incident = DetectedIncident(
             started_at=finding.started_at,
             last_seen_at=now,
@@ -127,6 +133,7 @@ async def record(session: AsyncSession, *, now: datetime, finding: Finding, admi
     )
     if claimed is None:
         return False
+    incident.told_at = now  # set by the UPDATE above, which the session does not see
     context = described(incident)
     await notify(session, now=now, usernames=admins, template="admin/incident", context=context)
     await audit.record(

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import PolicyRule
 from bot.crm.base import LockReason
+from bot.messages import Button
 from bot.storage.models import AuditEvent
 
 
@@ -26,6 +27,20 @@ class Path(StrEnum):
     SELF_SERVICE = "self_service"  # the bot unlocks after the checks
     APPROVAL = "approval"  # the bot files a request that an admin decides
     NONE = "none"  # nobody unlocks one account: the person is told why and what happens next
+
+
+def first_step(path: Path | None, *, open_request: bool, when_nobody: Button) -> Button | None:
+    """The button that moves a locked person on: their request already on its way, an unlock (done by the
+    bot, or asked of an admin), or ``when_nobody`` where nobody unlocks one account; ``None`` for no path."""
+    if open_request:
+        return Button("request_status", "my_request")
+    if path is Path.SELF_SERVICE:
+        return Button("unlock", "unlock")
+    if path is Path.APPROVAL:
+        return Button("unlock", "request_unlock")
+    if path is Path.NONE:
+        return when_nobody
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -270,9 +270,11 @@ async def test_an_admin_typing_stats_gets_the_chart_and_others_do_not(seeded: Ap
     assert reply.image.name.endswith(".png")
     decoded(reply.image.png)  # type: ignore[union-attr]
     kim = Chat(seeded.engine, "kim", locale="en")
-    said = await kim.press_action("stats")
+    said = await kim.say("stats")  # not an admin: no numbers and no chart (read as a question: "status")
     assert all(r.image is None for r in said.replies)
     assert "Locks in the last" not in said.text
+    said = await kim.press_action("stats")  # nor from a forged button: never offered to kim
+    assert all(r.image is None for r in said.replies)
 
 
 def digest_settings(settings: Settings) -> Settings:

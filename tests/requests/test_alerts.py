@@ -73,6 +73,19 @@ async def test_a_new_lock_is_told_to_the_person_once_with_the_reason_and_what_to
     assert said.labels[:3] == ["Unlock me", "Why am I locked?", "Ask a question"]
 
 
+async def test_a_lock_lifted_before_the_poll_is_not_told(app: App, clock: ManualClock) -> None:
+    alerts = await started(app, clock)
+    await lock(app, "kim")
+    await app.crm.unlock("kim", idempotency_key="test-unlock-kim")  # unlocked (by an admin, say) within the poll
+    await lock(app, "grace", LockReason.UNUSUAL_IP)
+    await lock(app, "grace")  # locked again, otherwise: only the lock that holds now is told
+    assert await alerts.poll_if_due() == ["lock:grace"]
+    [told] = await stored(app, "alerts/locked")
+    assert (told.crm_username, told.context["reason"]) == ("grace", "failed_password")
+    clock.advance(POLL)
+    assert await alerts.poll_if_due() == []
+
+
 async def test_the_buttons_follow_the_policy_for_the_reason(app: App, clock: ManualClock) -> None:
     alerts = await started(app, clock)
     await lock(app, "kim", LockReason.UNUSUAL_IP)
@@ -199,6 +212,25 @@ async def test_maintenance_is_announced_ahead_and_when_over_each_once(app: App, 
     said = await Chat(app.engine, "kim", locale="en").say("hello")
     assert "Planned CRM maintenance:" in said.text
     assert "The planned CRM maintenance is over." in said.text
+
+
+async def test_a_window_moved_before_it_began_is_told_anew_and_never_said_to_be_over(
+    app: App, clock: ManualClock
+) -> None:
+    alerts = await started(app, clock, maintenance_notice_hours=24)
+    await add_window(app, timedelta(hours=10), timedelta(hours=2))
+    [ahead] = await alerts.poll_if_due()
+    assert ahead.startswith("ahead:")
+    clock.advance(timedelta(hours=1))
+    await add_window(app, timedelta(hours=20), timedelta(hours=2))  # the CRM moved it on by 11 hours
+    [again] = await alerts.poll_if_due()
+    assert again.startswith("ahead:")
+    assert again != ahead
+    clock.advance(timedelta(hours=12))  # past where the first window would have ended
+    assert await alerts.poll_if_due() == []  # nothing ran then: no "over"
+    clock.advance(timedelta(hours=12))  # past the moved window's end
+    [over] = await alerts.poll_if_due()
+    assert over == again.replace("ahead:", "over:")
 
 
 @pytest.mark.parametrize("locale", ["en", "zh-CN"])

@@ -89,7 +89,9 @@ async def test_a_wave_of_locks_is_told_to_the_admins_once_and_every_answer_knows
     zh = app.renderer.render(Reply("admin/incident", context), "zh-CN").text
     assert "过去 10 分钟内有 6 个账号被锁定" in zh
     async with app.database.session() as session:
-        assert await session.scalar(select(AuditEvent.id).where(AuditEvent.action == "incident.detected"))
+        detected = await session.scalar(select(AuditEvent).where(AuditEvent.action == "incident.detected"))
+    assert detected is not None
+    assert detected.details["told"] is True  # the audit event records the notice it was written with
 
     clock.advance(timedelta(minutes=1))
     assert "incident" not in await alerts.poll_if_due()  # still under way: not told again
@@ -98,6 +100,10 @@ async def test_a_wave_of_locks_is_told_to_the_admins_once_and_every_answer_knows
     said = await kim.say("is this normal?")
     assert "far more accounts are being locked than usual: 6 in the last 10 minutes" in said.text
     assert "the admins have been told" in said.text
+    # Alice's own lock is the ordinary wrong-password rule; with the wave, "yes, normal" would contradict it.
+    said = await Chat(app.engine, "alice", locale="en").say("is this normal?")
+    assert "Yes, this is normal" not in said.text
+    assert "far more accounts than usual are being locked right now, and that is not normal" in said.text
     said = await Chat(app.engine, "grace", locale="zh-CN").say("是只有我被锁吗？")
     assert "所以不只是你一个人" in said.text
     said = await Chat(app.engine, "heidi", locale="en").say("why am I locked?")
