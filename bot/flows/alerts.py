@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.flows.base import Flow, Outcome, Turn
 from bot.flows.menu import MENU
 from bot.messages import Button, Reply
-from bot.requests.alerts import opt_in, opt_out
+from bot.requests.opt_outs import opt_in, opt_out
 
 
 async def stop_alerts(turn: Turn) -> Outcome:

@@ -12,9 +12,8 @@ from typing import Any
 
 from bot.crm.base import Capability, LockReason, LockStatus
 from bot.flows.base import Flow, Outcome, Turn
-from bot.flows.facts import json_evidence, plain
+from bot.flows.facts import json_evidence, plain, seat_facts
 from bot.flows.menu import CANCEL, MENU, MENU_BUTTONS
-from bot.flows.seats import seat_facts
 from bot.flows.verification import ask_code, check_code, not_enrolled
 from bot.messages import Button, Reply
 from bot.requests import audit

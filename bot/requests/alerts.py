@@ -10,39 +10,40 @@ claims the period (``bot.storage.leases.claim``) and reads what is new:
   id when first read, in the same transaction as the message and its audit event: told once however often
   it is read and however many replicas read it, or never when its person was opted out or not linked then.
 - **Maintenance.** The CRM's system status (capability ``system_status``): a window is announced
-  ``[alerts] maintenance_notice_hours`` before it starts and again once it ends, each announcement
-  claimed with a conditional UPDATE of its row in ``maintenance_notices``.
+  ``[alerts] maintenance_notice_hours`` before it starts and again once it ends
+  (``bot.requests.maintenance``).
 
 The same read, reaching back ``[alerts] incident_baseline_hours``, feeds incident detection
 (``bot.requests.incidents``): many more locks at once than usual is told to the admins once.
 
-People who said "stop alerts" ("不要再提醒") are skipped until they say "start alerts" ("恢复提醒");
-the choice is kept in ``alert_opt_outs``. Backends that cannot list new locks (Salesforce, Keycloak) are
+People who said "stop alerts" ("不要再提醒") are skipped until they say "start alerts" ("恢复提醒")
+(``bot.requests.opt_outs``). Backends that cannot list new locks (Salesforce, Keycloak) are
 never asked, and ``unlockbot crm check`` says so.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
 from bot.clock import Clock
 from bot.config import AlertSettings
-from bot.crm.base import Capability, CrmBackend, LockEvent, LockReason, MaintenanceWindow
+from bot.crm.base import Capability, CrmBackend, LockEvent, LockReason
 from bot.errors import CrmError
 from bot.messages import Button
 from bot.requests import audit, incidents
+from bot.requests.maintenance import announce_maintenance
 from bot.requests.notifications import MENU, notify
+from bot.requests.opt_outs import reachable
 from bot.requests.policy import UnlockPolicy, first_step
 from bot.requests.unlock_requests import open_request
 from bot.storage import leases
 from bot.storage.db import Database
-from bot.storage.models import AlertCursor, AlertOptOut, ChatIdentity, MaintenanceNotice
+from bot.storage.models import AlertCursor
 from bot.storage.upsert import insert_if_absent
 
 log = logging.getLogger(__name__)
@@ -57,50 +58,6 @@ OVERLAP = timedelta(minutes=2)
 TOO_LATE = timedelta(hours=12)
 # The claim on an event outlives every read that could still return it.
 TOLD_FOR = TOO_LATE + OVERLAP + timedelta(days=1)
-
-
-# --- opting out -----------------------------------------------------------------------------------------------
-
-
-async def opt_out(session: AsyncSession, *, now: datetime, username: str, actor: str) -> bool:
-    """No more unasked messages for ``username``; ``False`` when they had already said so."""
-    if not await insert_if_absent(session, AlertOptOut, {"crm_username": username, "since": now}):
-        return False
-    await audit.record(session, at=now, actor=actor, action="alerts.stopped", subject=username)
-    return True
-
-
-async def opt_in(session: AsyncSession, *, now: datetime, username: str, actor: str) -> bool:
-    """Unasked messages for ``username`` again; ``False`` when they had never stopped them."""
-    gone = await session.scalar(
-        delete(AlertOptOut)
-        .where(AlertOptOut.crm_username == username)
-        .returning(AlertOptOut.crm_username)
-        .execution_options(synchronize_session=False)
-    )
-    if gone is None:
-        return False
-    await audit.record(session, at=now, actor=actor, action="alerts.started", subject=username)
-    return True
-
-
-async def opted_out(session: AsyncSession, usernames: Iterable[str]) -> set[str]:
-    names = list(set(usernames))
-    if not names:
-        return set()
-    return set(await session.scalars(select(AlertOptOut.crm_username).where(AlertOptOut.crm_username.in_(names))))
-
-
-async def reachable(session: AsyncSession, usernames: Iterable[str] | None = None) -> set[str]:
-    """Of ``usernames`` (everyone when ``None``), those linked to a chat account and not opted out."""
-    query = select(ChatIdentity.crm_username).distinct()
-    if usernames is not None:
-        names = list(set(usernames))
-        if not names:
-            return set()
-        query = query.where(ChatIdentity.crm_username.in_(names))
-    linked = set(await session.scalars(query))
-    return linked - await opted_out(session, linked)
 
 
 # --- what a lock alert offers ---------------------------------------------------------------------------------
@@ -157,82 +114,6 @@ async def tell_locks(
         )
         told.append(event.username)
     return told
-
-
-# --- maintenance ------------------------------------------------------------------------------------------------
-
-
-def _key(window: MaintenanceWindow) -> str:
-    return window.starts_at.astimezone(UTC).isoformat()
-
-
-async def announce_maintenance(
-    session: AsyncSession, *, now: datetime, windows: Sequence[MaintenanceWindow], notice: timedelta
-) -> list[str]:
-    """Tell people of windows starting within ``notice`` and of the ones told of that have ended; what was said.
-
-    Each announcement is claimed by a conditional UPDATE of its row, so of several replicas one makes it.
-    """
-    said = []
-    current = {}
-    for window in windows:
-        key = _key(window)
-        current[key] = window
-        values = {"key": key, "starts_at": window.starts_at, "ends_at": window.ends_at}
-        if not await insert_if_absent(session, MaintenanceNotice, values):
-            await session.execute(
-                update(MaintenanceNotice)
-                .where(MaintenanceNotice.key == key, MaintenanceNotice.ends_at != window.ends_at)
-                .values(ends_at=window.ends_at)
-            )
-        if not (now < window.starts_at <= now + notice):
-            continue  # far off, or already running: a window nobody was told of ahead is not announced late
-        if await _claim(session, key, MaintenanceNotice.told_ahead_at, now):
-            context = {"starts_at": window.starts_at.isoformat(), "ends_at": window.ends_at.isoformat()}
-            await _tell_everyone(session, now, "alerts/maintenance_ahead", context, key)
-            said.append(f"ahead:{key}")
-    told_ahead = await session.execute(
-        select(MaintenanceNotice.key, MaintenanceNotice.starts_at).where(
-            MaintenanceNotice.told_ahead_at.is_not(None), MaintenanceNotice.told_over_at.is_(None)
-        )
-    )
-    for key, starts_at in told_ahead.all():
-        listed = current.get(key)
-        if listed is None and starts_at > now:
-            # Gone from the CRM's list before it began: moved (its new start is a window of its own, told
-            # of anew) or called off. Nothing ran, so nothing is "over".
-            await session.execute(delete(MaintenanceNotice).where(MaintenanceNotice.key == key))
-            continue
-        # Over when its end has come, or when the CRM stopped listing it once it had begun (ended early).
-        if listed is not None and listed.ends_at > now:
-            continue
-        if await _claim(session, key, MaintenanceNotice.told_over_at, now):
-            await _tell_everyone(session, now, "alerts/maintenance_over", {}, key)
-            said.append(f"over:{key}")
-    return said
-
-
-async def _claim(
-    session: AsyncSession, key: str, column: InstrumentedAttribute[datetime | None], now: datetime
-) -> bool:
-    claimed = await session.scalar(
-        update(MaintenanceNotice)
-        .where(MaintenanceNotice.key == key, column.is_(None))
-        .values({column: now})
-        .returning(MaintenanceNotice.key)
-        .execution_options(synchronize_session=False)
-    )
-    return claimed is not None
-
-
-async def _tell_everyone(
-    session: AsyncSession, now: datetime, template: str, context: dict[str, str], key: str
-) -> None:
-    people = sorted(await reachable(session))
-    await notify(session, now=now, usernames=people, template=template, context=context, buttons=(MENU,))
-    await audit.record(
-        session, at=now, actor=ACTOR, action=f"notice.{template}", subject=key, details={"to": len(people)}
-    )
 
 
 # --- the housekeeper's part -------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from bot.clock import ManualClock
 from bot.config import RestCrmSettings
 from bot.crm.rest import RestCrm
 from bot.flows.decisions import card
-from bot.flows.seats import seat_facts
+from bot.flows.facts import seat_facts
 from bot.storage.models import UnlockRequest
 from tests.conftest import START
 from tests.fakes import TEST_TIMEOUT, serving
