@@ -198,7 +198,8 @@ async def test_kim_hears_of_her_lock_on_slack_within_seconds_once(app: App, repl
             ]
 
         async with replicas_serving(app, configure, replicas) as apps:
-            # Kim never wrote to the bot on Slack: she is told in the bot's default language, Chinese.
+            # Kim never wrote to the bot on Slack: she is told in the engine's default language, Chinese (the app
+            # was opened so; `on_slack` sets English only for what the Slack channel draws itself, its cards).
             await lock_kim_and_wait(apps, texts, alert="密码输错次数过多", opt_out="不要再提醒")
     finally:
         await slack.stop()
