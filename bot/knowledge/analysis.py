@@ -83,7 +83,8 @@ def _word_set(text: str) -> frozenset[str]:
 # Words that name no topic. Question words that do choose a topic ("why", "when", "为什么") are not here: the
 # synonyms map them instead. The last lines are particles and function words that English chat lines borrow
 # from Singapore English, Spanish, Hindi and Tagalog ("kena locked lah", "mi cuenta"); their content words are
-# read in English through shorthand.yaml.
+# read in English through shorthand.yaml. What someone is in a hurry for (a demo, a proposal, 演示, 打电话)
+# names no topic either.
 STOP_EN = _word_set(
     """
     a about above against all am an and any are as at be because been before being below between both
@@ -104,6 +105,7 @@ STOP_EN = _word_set(
     running runs puts makes lets allowed allows available finish finished become became whatever whenever
     somehow seemingly suddenly randomly completely totally lately exactly quite pretty rather less least ways
     guy person sorry excuse wondering curious helping st nd rd th till til
+    demo demos presentation proposal deadline
     four five six seven eight nine ten
     lah leh lor meh liao hor sia ah eh aiyo aiyoh aiya alamak wah walao sian ya oye pues bueno vale hola gracias
     el la los las lo le de del mi mis tu un una que es esta este esto estoy estan con para por muy pero y ya
@@ -127,7 +129,7 @@ STOP_ZH = _word_set(
     因此 为了 关于 对于 一般 通常 经常 常常 有时 有时候 偶尔 其实 确实 当然 还会 正在 稍后 等等 刚好 正好 直接
     另外 不过 只要 虽然 而是 不是 没有 本来 原来 好端端 整个 全部 所有 任何 每次 每天 最 更加 那么 这么 都是
     也是 要是 的时候 时 后来 之后再 行不行 请问一下 请教 想问 想问一下 问一下 一会儿 一会 方法 办法 啥的 什么的
-    但 却 估计 预计 必须
+    但 却 估计 预计 必须 演示 方案 打电话
     """
 )
 # English words that name no topic whatever their ending ("tells", "asked"): compared by stem.

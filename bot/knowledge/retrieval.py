@@ -26,8 +26,8 @@ score relative to the best one plus ``char_weight`` times its best character sim
 
 The rule's numbers are calibrated by cross-validation (``bot.knowledge.calibration``): the topics' own
 example questions and the off-topic examples, each scored by an index built without it (ten folds), and the
-tuning folds in ``tests/data`` (``faq_tune.yaml`` and ``faq_holdout.yaml`` to ``faq_holdout5.yaml``).
-The held-out fold (``tests/data/faq_holdout6.yaml``) is never used to choose them.
+tuning folds in ``tests/data`` (``faq_tune.yaml`` and ``faq_holdout.yaml`` to ``faq_holdout6.yaml``).
+The held-out fold (``tests/data/faq_holdout7.yaml``) is never used to choose them.
 """
 
 from __future__ import annotations

@@ -1,19 +1,19 @@
 """Accuracy on whole question sets, per language, and ``unlockbot faq`` end to end.
 
-Seven folds, all in the same format (``in_domain: [{q, locale, id, category}]``, ``out_of_domain: [{q, locale,
+Eight folds, all in the same format (``in_domain: [{q, locale, id, category}]``, ``out_of_domain: [{q, locale,
 category}]``):
 
 - ``tests/data/faq_tune.yaml``, the tuning fold: the confidence rule was calibrated on it and the knowledge
   was improved against it, so it is checked always, against the targets;
-- ``faq_holdout.yaml`` to ``faq_holdout5.yaml``, held-out folds in their day: each was looked at once scored,
+- ``faq_holdout.yaml`` to ``faq_holdout6.yaml``, held-out folds in their day: each was looked at once scored,
   so each is tuning data now, held to the level it stands at (``FLOORS``) so that nothing falls back, not
   against targets it does not reach yet;
-- ``faq_holdout6.yaml`` (``HELD_OUT``), the held-out fold: 380 questions and 80 off-topic lines written by
+- ``faq_holdout7.yaml`` (``HELD_OUT``), the held-out fold: 380 questions and 80 off-topic lines written by
   someone who saw neither the knowledge nor the other folds, never used to tune anything. Scored once, after
-  the knowledge was last improved against the others: top-1 zh 87.9 %, en 88.9 %; refusal 100 % in both, so
-  the top-1 target is not met on unseen questions (plain paraphrases are the weakest: zh 82 %, en 84 %). It
-  is held to that level: a change that makes unseen questions worse fails here. Whoever tunes against it
-  must first have a new held-out fold written.
+  the knowledge was last improved against the others: top-1 zh 93.7 %, en 90.0 %; refusal zh 97.5 %, en
+  95.0 %, so the refusal target is met and the top-1 target is not (English plain paraphrases are the
+  weakest: 83 %). It is held to that level: a change that makes unseen questions worse fails here. Whoever
+  tunes against it must first have a new held-out fold written.
 
 An in-domain question counts only when ``answer_id`` is its topic: the right topic offered without confidence
 is a miss. Targets per language: top-1 accuracy >= 95 %, out-of-domain refusal >= 95 %.
@@ -35,25 +35,28 @@ from bot.knowledge.retrieval import FaqIndex
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 TUNE = DATA / "faq_tune.yaml"
-HELD_OUT = DATA / "faq_holdout6.yaml"
+HELD_OUT = DATA / "faq_holdout7.yaml"
 LOCALES = ("zh-CN", "en")
 CATEGORIES = frozenset({"plain", "typo", "shorthand", "mixed"})
 TARGET = 0.95
 # Where each former held-out fold stands now, rounded down: it must not fall below (the targets are TARGET).
 # The first: top-1 zh 99.1 %, en 91.7 %; refusal 100 % in both (when it became tuning data: zh 89.7 %,
-# en 81.7 %; refusal zh 86.2 %, en 88.5 %). The second: top-1 zh 97.4 %, en 98.3 %; refusal 100 % in both
+# en 81.7 %; refusal zh 86.2 %, en 88.5 %). The second: top-1 zh 98.3 %, en 98.3 %; refusal 100 % in both
 # (when scored: zh 89.6 %, en 93.0 %; refusal zh 92.3 %, en 96.2 %). The third: top-1 zh 100 %, en 99.1 %;
 # refusal 100 % in both (when scored: zh 96.5 %, en 94.7 %; refusal zh 93.3 %, en 86.7 %). The fourth: top-1
-# zh 96.1 %, en 93.4 %; refusal zh 100 %, en 97.5 % (when scored: zh 91.4 %, en 88.8 %; refusal zh 100 %,
-# en 97.5 %). The fifth: top-1 zh 96.3 %, en 95.3 %; refusal zh 100 %, en 97.5 % (when scored: zh 94.2 %,
-# en 91.6 %; refusal zh 92.5 %, en 92.5 %). The held-out fold: where it stood when it was scored once.
+# zh 96.7 %, en 94.7 %; refusal zh 100 %, en 97.5 % (when scored: zh 91.4 %, en 88.8 %; refusal zh 100 %,
+# en 97.5 %). The fifth: top-1 zh 97.4 %, en 96.3 %; refusal zh 100 %, en 97.5 % (when scored: zh 94.2 %,
+# en 91.6 %; refusal zh 92.5 %, en 92.5 %). The sixth: top-1 zh 90.5 %, en 91.6 %; refusal 100 % in both (when
+# scored: zh 87.9 %, en 88.9 %; refusal 100 % in both). The held-out fold: where it stood when it was scored
+# once.
 FLOORS = {
     DATA / "faq_holdout.yaml": {"top-1": {"zh-CN": 0.99, "en": 0.91}, "refusal": {"zh-CN": 1.0, "en": 1.0}},
-    DATA / "faq_holdout2.yaml": {"top-1": {"zh-CN": 0.97, "en": 0.98}, "refusal": {"zh-CN": 1.0, "en": 1.0}},
+    DATA / "faq_holdout2.yaml": {"top-1": {"zh-CN": 0.98, "en": 0.98}, "refusal": {"zh-CN": 1.0, "en": 1.0}},
     DATA / "faq_holdout3.yaml": {"top-1": {"zh-CN": 1.0, "en": 0.99}, "refusal": {"zh-CN": 1.0, "en": 1.0}},
-    DATA / "faq_holdout4.yaml": {"top-1": {"zh-CN": 0.96, "en": 0.93}, "refusal": {"zh-CN": 1.0, "en": 0.97}},
-    DATA / "faq_holdout5.yaml": {"top-1": {"zh-CN": 0.96, "en": 0.95}, "refusal": {"zh-CN": 1.0, "en": 0.97}},
-    HELD_OUT: {"top-1": {"zh-CN": 0.87, "en": 0.88}, "refusal": {"zh-CN": 1.0, "en": 1.0}},
+    DATA / "faq_holdout4.yaml": {"top-1": {"zh-CN": 0.96, "en": 0.94}, "refusal": {"zh-CN": 1.0, "en": 0.97}},
+    DATA / "faq_holdout5.yaml": {"top-1": {"zh-CN": 0.97, "en": 0.96}, "refusal": {"zh-CN": 1.0, "en": 0.97}},
+    DATA / "faq_holdout6.yaml": {"top-1": {"zh-CN": 0.90, "en": 0.91}, "refusal": {"zh-CN": 1.0, "en": 1.0}},
+    HELD_OUT: {"top-1": {"zh-CN": 0.93, "en": 0.90}, "refusal": {"zh-CN": 0.97, "en": 0.95}},
 }
 
 Items = list[dict[str, str]]
