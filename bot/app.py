@@ -26,6 +26,7 @@ from bot.crm.sql import SqlCrm
 from bot.engine import Engine
 from bot.errors import ConfigError
 from bot.flows import ACTIONS, Services
+from bot.handlers.base import admin_destinations
 from bot.identity.secrets import SecretBox, load_key
 from bot.identity.totp import TotpVerifier
 from bot.knowledge.commands import CommandMatcher
@@ -190,6 +191,7 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
             audit=trail,
             retention=settings.retention,
             weekly_digest=settings.admins.weekly_digest,
+            admin_posts=admin_destinations(settings),
             alerts=Alerts(database, metered, clock, settings.alerts, services.policy, admins=services.admins),
         )
         yield App(settings, clock, database, crm, box, totp, renderer, engine, outbox, housekeeper, metrics, trail)

@@ -1,6 +1,8 @@
 """Settings of the chat channels: `[telegram]`, `[slack]`, `[feishu]`, `[dingtalk]`, `[wecom]`, one section each.
 
 A channel is on when its credentials are filled in (``configured``); ``serve`` starts every channel that is.
+``has_admin_destination`` says whether its admin group, channel or people are set, for request cards and the
+weekly digest.
 Each ``api_base_url`` exists to point the channel at a local fake of the platform in tests, never at
 anything else in production. Secrets are ``SecretStr``: never in a repr or a log.
 """
@@ -96,6 +98,11 @@ class TelegramSettings(Section):
     def configured(self) -> bool:
         return self.token is not None
 
+    @property
+    def has_admin_destination(self) -> bool:
+        """Whether admin posts (request cards, the weekly digest) have somewhere to go."""
+        return self.admin_chat_id is not None
+
 
 class SlackSettings(Section):
     # The bot token (xoxb-...); unset leaves the Slack channel off.
@@ -131,6 +138,10 @@ class SlackSettings(Section):
     @property
     def configured(self) -> bool:
         return self.bot_token is not None
+
+    @property
+    def has_admin_destination(self) -> bool:
+        return bool(self.admin_channel)
 
 
 class FeishuSettings(Section):
@@ -168,6 +179,10 @@ class FeishuSettings(Section):
     @property
     def configured(self) -> bool:
         return bool(self.app_id)
+
+    @property
+    def has_admin_destination(self) -> bool:
+        return bool(self.admin_chat_id)
 
     @model_validator(mode="after")
     def _complete(self) -> FeishuSettings:
@@ -227,6 +242,10 @@ class DingTalkSettings(Section):
         return bool(self.client_id)
 
     @property
+    def has_admin_destination(self) -> bool:
+        return bool(self.admin_conversation_id)
+
+    @property
     def robot(self) -> str:
         return self.robot_code or self.client_id
 
@@ -279,6 +298,10 @@ class WeComSettings(Section):
     @property
     def configured(self) -> bool:
         return bool(self.corp_id)
+
+    @property
+    def has_admin_destination(self) -> bool:
+        return bool(self.admin_users)
 
     @model_validator(mode="after")
     def _complete(self) -> WeComSettings:

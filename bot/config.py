@@ -309,7 +309,8 @@ class AdminSettings(_Section):
     # Asked as well when a request has waited through escalate_after_reminders reminders.
     escalation: tuple[str, ...] = ()
     # Once a week (the first housekeeping round of each ISO week in UTC, so Monday; one replica sends it) the
-    # admins get the numbers of `stats` for the last 7 days, with a button that draws the chart.
+    # numbers of `stats` for the last 7 days are posted with their chart to every channel's admin destination
+    # (bot.reports.digest); with none configured, each admin is notified, with a button that draws the chart.
     weekly_digest: bool = False
 
 

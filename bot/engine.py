@@ -5,6 +5,7 @@ restart resumes the same step. Each turn runs in one transaction: a flow that
 fails changes nothing, and the person gets a clear reply in their language
 while the operator gets a log line. Channels call ``handle`` for what people
 say, ``take_notifications``/``delivery_failed`` to push what waits for them,
+``admin_post`` for what the housekeeper left for an admin destination (the weekly digest),
 and ``is_linked``/``link_verified_email`` where the platform vouches for an
 e-mail address.
 """
@@ -24,6 +25,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.clock import person_zone
 from bot.errors import BotError
 from bot.flows import ACTIONS, FLOWS, TIMEOUT, Flow, Outcome, Services, Turn
 from bot.flows.admin import parse_command
@@ -43,6 +45,8 @@ from bot.messages import (
 )
 from bot.metrics import Metrics, TurnOutcome
 from bot.rendering import Renderer
+from bot.reports.digest import AdminPost, digest_post
+from bot.reports.stats import gather
 from bot.requests.notifications import requeue, take_pending
 from bot.requests.outbox import OutboxWorker
 from bot.storage.db import Database
@@ -317,6 +321,25 @@ class Engine:
         """Sending ``delivery`` failed: its notifications go out again on the next round."""
         async with self._db.session() as session, session.begin():
             await requeue(session, delivery.notification_ids)
+
+    async def admin_post(self, value: str) -> Rendered | None:
+        """What a channel posts to its admin destination for a fact the housekeeper left (``bot.reports.digest``).
+
+        The weekly digest of the period the housekeeper named, with its chart, in the default language (the
+        admins share the destination); ``None`` for a value this version does not know.
+        """
+        try:
+            post = AdminPost.from_json(value)
+        except ValueError as exc:
+            log.error("%s", exc)
+            return None
+        locale = self._default_locale
+        zone = person_zone(None, self._services.timezone, locale)
+        async with self._db.session() as session:
+            numbers = await gather(session, now=post.until, period=post.period, zone=zone)
+        # Drawn after the session is closed: no transaction waits for the picture.
+        reply = await digest_post(numbers, self._services.words, locale)
+        return self._renderer.render(reply, locale)
 
     async def _pending_notifications(
         self, session: AsyncSession, conversation: Conversation, inbound: Inbound, username: str | None

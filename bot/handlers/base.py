@@ -10,8 +10,9 @@ platform's messages. Everything else is the same on every platform and lives her
 - background turns that ``stop`` waits for (``spawn``, ``settled``);
 - linking a newcomer by the e-mail the platform vouches for, without asking the platform on every
   message (``link_by_email``);
-- the unprompted part (``deliver``): notifications to people, request cards posted to the admin
-  destination and redrawn when their request moves on. A channel only says how to send one;
+- the unprompted part (``deliver``): notifications to people, posts for the admin destination that the
+  housekeeper left (the weekly digest with its chart), request cards posted to the admin destination and
+  redrawn when their request moves on. A channel only says how to send one;
 - replies the platform would not take even after its client's retries (rate limited, unreachable) are
   kept in the database and sent at a later round (``hold``), on whichever replica gets there first.
 
@@ -55,6 +56,7 @@ IDENTITY_RECHECK = timedelta(minutes=10)
 PEOPLE_REMEMBERED = 10_000
 HELD = "held"  # channel_state kind of replies kept to send later
 HOLD_FOR = timedelta(seconds=30)  # how long held replies wait when the platform did not say (Retry-After)
+ADMIN_POST = "admin_post"  # channel_state kind of posts for the admin destination (``bot.reports.digest``)
 
 
 class EnginePort(Protocol):
@@ -71,6 +73,8 @@ class EnginePort(Protocol):
     async def take_notifications(self, channel: str) -> list[Delivery]: ...
 
     async def delivery_failed(self, delivery: Delivery) -> None: ...
+
+    async def admin_post(self, value: str) -> Rendered | None: ...
 
 
 class CardPort(Protocol):
@@ -218,7 +222,7 @@ class Channel(ABC):
         """Release what sending needs (an HTTP client), once the last turn has finished."""
 
     async def deliver(self) -> None:
-        """Send what waits: held replies and notifications to people, then request cards to the admins."""
+        """Send what waits: held replies and notifications to people, then posts and request cards to the admins."""
         await self._send_held()
         for delivery in await self.engine.take_notifications(self.name):
             try:
@@ -236,6 +240,7 @@ class Channel(ABC):
                         delivery.user_id,
                         problem,
                     )
+        await self._post_due_to_admins()
         await self.update_cards()
 
     async def check(self) -> str | None:
@@ -268,6 +273,10 @@ class Channel(ABC):
     @abstractmethod
     async def redraw_card(self, destination: str, message_ref: str, request_id: int, card: Rendered) -> None:
         """Edit a posted card. Raise to try again next round; return when done or when it cannot be done."""
+
+    @abstractmethod
+    async def post_to_admins(self, destination: str, post: Rendered) -> None:
+        """Post ``post`` (its text, and its image when it has one) into the admin destination, for all there."""
 
     # ---- helpers for channels -------------------------------------------------------------------
 
@@ -380,6 +389,30 @@ class Channel(ABC):
                     continue
                 await cards.redrawn(self.name, destination, moved.request_id, moved.status)
 
+    async def _post_due_to_admins(self) -> None:
+        """Post what the housekeeper left for the admin destination (the weekly digest), each on one replica."""
+        database, now = self.context.database, self.context.clock.now()
+        due = await channel_state.take_due(database, self.name, ADMIN_POST, now=now)
+        destination = self.card_destination
+        for key, value in due:
+            if not destination:  # the settings changed since it was left: nowhere to post it
+                log.warning("%s: %s has no admin destination to go to; dropped", self.name, key)
+                continue
+            try:
+                post = await self.engine.admin_post(value)
+                if post is None or holds_secret(post):  # a secret never goes to a shared destination
+                    log.error("%s: %s is not a post this version knows; dropped", self.name, key)
+                    continue
+                await self.post_to_admins(destination, post)
+            except Exception as exc:
+                if not self.worth_retrying(exc):
+                    log.error("%s: could not post %s to the admins: %s", self.name, key, describe_error(exc))
+                    continue
+                # Kept, due again a little later: the next round, on any replica, posts it.
+                wait = self.retry_after(exc) or HOLD_FOR
+                await channel_state.remember(database, self.name, ADMIN_POST, key, value, expires_at=now + wait)
+                log.warning("%s: %s waits %s to be posted to the admins: %s", self.name, key, wait, describe_error(exc))
+
     def _card_failed(self, what: str, request_id: int, error: Exception) -> None:
         level = logging.WARNING if self.worth_retrying(error) else logging.ERROR
         log.log(
@@ -411,6 +444,15 @@ def channel_class(name: str) -> type[Channel]:
     if not (isinstance(found, type) and issubclass(found, Channel)):
         raise TypeError(f"{CHANNELS[name]} is not a Channel")
     return found
+
+
+def admin_destinations(settings: Settings) -> tuple[str, ...]:
+    """The channels that are configured and name an admin destination, in the order of ``CHANNELS``.
+
+    Read from the settings alone, without starting a channel: the housekeeper leaves these the weekly digest.
+    """
+    sections = ((name, getattr(settings, name)) for name in CHANNELS)
+    return tuple(name for name, section in sections if section.configured and section.has_admin_destination)
 
 
 def configured_channels(app: App) -> list[Channel]:

@@ -49,7 +49,7 @@ from bot.handlers.dingtalk_cards import (
     request_card_id,
 )
 from bot.handlers.telegram_text import split_message
-from bot.messages import Inbound, InboundKind, Rendered
+from bot.messages import Image, Inbound, InboundKind, Rendered
 
 log = logging.getLogger(__name__)
 
@@ -239,9 +239,13 @@ class DingTalkChannel(Channel):
                 for piece in split_message(reply.text, MAX_TEXT):
                     await self._say(user_id, where, "sampleText", {"content": piece})
             if reply.image is not None:
-                image = {"media": (reply.image.name, reply.image.png, "image/png")}
-                media = await self.api.oapi("/media/upload", params={"type": "image"}, files=image)
-                await self._say(user_id, "", "sampleImageMsg", {"photoURL": str(media["media_id"])})
+                await self._send_image(user_id, "", reply.image)
+
+    async def _send_image(self, user_id: str, group: str, image: Image) -> None:
+        media = await self.api.oapi(
+            "/media/upload", params={"type": "image"}, files={"media": (image.name, image.png, "image/png")}
+        )
+        await self._say(user_id, group, "sampleImageMsg", {"photoURL": str(media["media_id"])})
 
     async def _say(self, user_id: str, group: str, kind: str, param: Json) -> None:
         body: Json = {
@@ -289,3 +293,9 @@ class DingTalkChannel(Channel):
         await self.api.call(
             "PUT", "/v1.0/im/robots/interactiveCards", {"cardBizId": message_ref, "cardData": self._card_json(card)}
         )
+
+    async def post_to_admins(self, destination: str, post: Rendered) -> None:
+        for piece in split_message(post.text, MAX_TEXT):
+            await self._say("", destination, "sampleText", {"content": piece})
+        if post.image is not None:
+            await self._send_image("", destination, post.image)

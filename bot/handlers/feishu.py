@@ -214,9 +214,7 @@ class FeishuChannel(Channel):
     async def _send(self, open_id: str, replies: Sequence[Rendered]) -> None:
         for reply in replies:
             if reply.image is not None:  # replies go to the private chat only, so the QR code does too
-                await self._create(
-                    "open_id", open_id, "image", json.dumps({"image_key": await self._upload(reply.image)})
-                )
+                await self._send_image("open_id", open_id, reply.image)
             if reply.text.strip() or reply.buttons:
                 locale = reply.locale or self.default_locale
                 form = cards.CodeForm(self.label("feishu_code_label", locale), self.label("feishu_send", locale))
@@ -226,6 +224,9 @@ class FeishuChannel(Channel):
         body = im.CreateMessageRequestBody.builder().receive_id(receiver).msg_type(kind).content(content).build()
         request = im.CreateMessageRequest.builder().receive_id_type(id_type).request_body(body).build()
         return str((await self._call(self.client.im.v1.message.acreate, request)).data.message_id)
+
+    async def _send_image(self, id_type: str, receiver: str, image: Image) -> None:
+        await self._create(id_type, receiver, "image", json.dumps({"image_key": await self._upload(image)}))
 
     async def _upload(self, image: Image) -> str:
         picture = BytesIO(image.png)
@@ -251,6 +252,11 @@ class FeishuChannel(Channel):
                 raise
             # Recalled, or older than Feishu lets a card be edited: nothing left to redraw.
             log.warning("feishu: could not redraw the card of request %s: %s", request_id, exc)
+
+    async def post_to_admins(self, destination: str, post: Rendered) -> None:
+        await self._create("chat_id", destination, "interactive", cards.content(cards.card(post)))
+        if post.image is not None:
+            await self._send_image("chat_id", destination, post.image)
 
     def worth_retrying(self, error: Exception) -> bool:
         if isinstance(error, FeishuRefused):

@@ -50,6 +50,7 @@ from bot.handlers.slack_blocks import (
     home_view,
     message_blocks,
     submitted_value,
+    text_blocks,
 )
 from bot.messages import LOCALES, Image, Inbound, InboundKind, Rendered
 
@@ -447,8 +448,8 @@ class SlackChannel(Channel):
             await self.client.chat_postEphemeral(channel=channel, user=user_id, text=escape(reply.text), blocks=blocks)
         else:
             await self.client.chat_postMessage(channel=channel, text=escape(reply.text), blocks=blocks)
-        if reply.image is not None:
-            await self._upload(user_id, reply.image)
+        if reply.image is not None:  # an enrolment QR code goes into the person's direct messages, never a channel
+            await self._upload(await self._dm(user_id), reply.image)
         return trigger
 
     async def _open_modal(self, trigger_id: str, view: dict[str, Any]) -> bool:
@@ -459,10 +460,9 @@ class SlackChannel(Channel):
             return False
         return True
 
-    async def _upload(self, user_id: str, image: Image) -> None:
-        """Images (an enrolment QR code) go into the person's direct messages, never a shared channel."""
+    async def _upload(self, channel: str, image: Image) -> None:
         await self.client.files_upload_v2(
-            channel=await self._dm(user_id), file=image.png, filename=image.name, title=image.name, alt_txt=image.name
+            channel=channel, file=image.png, filename=image.name, title=image.name, alt_txt=image.name
         )
 
     async def _dm(self, user_id: str) -> str:
@@ -500,6 +500,11 @@ class SlackChannel(Channel):
         await self.client.chat_update(
             channel=destination, ts=message_ref, text=escape(card.text), blocks=card_blocks(request_id, card)
         )
+
+    async def post_to_admins(self, destination: str, post: Rendered) -> None:
+        await self.client.chat_postMessage(channel=destination, text=escape(post.text), blocks=text_blocks(post.text))
+        if post.image is not None:
+            await self._upload(destination, post.image)
 
 
 def _user_id(body: Body) -> str:

@@ -605,6 +605,13 @@ class TelegramChannel(Channel):
                 # Deleted from the group, or too old to edit: nothing left to redraw.
                 log.warning("telegram: could not redraw the card of request %s: %s", request_id, exc)
 
+    async def post_to_admins(self, destination: str, post: Rendered) -> None:
+        chat_id = int(destination)
+        with notices():  # after the replies to people who are writing
+            # The chart as a photo, then the summary, as any reply with a picture is sent. Not a "public" place:
+            # that would read the admins' replies to the post as one person's answer to a question.
+            await self._send_reply(chat_id, post, Place(chat_id, public=False))
+
 
 def message_text(message: Message) -> str:
     return message.text or ""

@@ -275,3 +275,11 @@ class WeComChannel(Channel):
             self._spent[code] = True
             return
         log.info("wecom: no response code left to update the card of request %s", request_id)
+
+    async def post_to_admins(self, destination: str, post: Rendered) -> None:
+        # An app has no group of its own: the admins get it each in their chat with the app, as the cards.
+        to = "|".join(self._settings.admin_users)
+        for message in text_messages(post.text):
+            await self._post(to, message)
+        if post.image is not None:
+            await self._post(to, await self._image(post.image, protected=False))

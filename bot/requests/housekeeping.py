@@ -13,8 +13,8 @@ whoever does it, and the audit chain is extended only by the holder of the
 chainer's lease (``bot.storage.leases``). Given the audit trail, each round
 also checks the events linked since the anchor and moves the anchor on, and
 once a day one process sends the trail's head to the admins. With ``[admins]
-weekly_digest`` one process sends the admins the week's lock statistics
-(``bot.reports.digest``).
+weekly_digest`` one process sends the admins the week's lock statistics, posted
+with their chart to the channels' admin destinations (``bot.reports.digest``).
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ class Housekeeper:
         retention: RetentionSettings | None = None,
         alerts: Alerts | None = None,
         weekly_digest: bool = False,
+        admin_posts: tuple[str, ...] = (),
     ) -> None:
         self._db = database
         self._outbox = outbox
@@ -111,6 +112,8 @@ class Housekeeper:
         self._pruned_at: datetime | None = None
         self._licences_at: datetime | None = None
         self._weekly_digest = weekly_digest
+        # The channels whose admin destination gets the digest with its chart; none: each admin is notified.
+        self._admin_posts = admin_posts
         self._digest_week: str | None = None  # the week this process saw the digest sent (by it or another)
         self.chainer = AuditChainer(database, clock)
         # Within ``run`` this process keeps the chainer's lease between rounds; a lone ``tick`` (after a
@@ -190,7 +193,7 @@ class Housekeeper:
     async def _send_digest(self, now: datetime) -> None:
         try:
             async with self._db.session() as session, session.begin():
-                await send_weekly_digest(session, now=now, admins=self._admins)
+                await send_weekly_digest(session, now=now, admins=self._admins, channels=self._admin_posts)
         except Exception:  # tried again at the next round
             log.exception("the weekly digest failed")
             return

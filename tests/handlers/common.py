@@ -1,21 +1,25 @@
-"""Helpers every channel's tests use: a free port, a channel's routes served on it, demo codes, requests."""
+"""Helpers every channel's tests use: a free port, a channel's routes served on it, demo codes, requests, and
+settings for the weekly digest."""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot import demo
 from bot.app import App
 from bot.clock import ManualClock
+from bot.config import Settings
 from bot.crm.base import LockReason
 from bot.handlers.base import Channel
+from bot.reports.digest import TEMPLATE as DIGEST
 from bot.requests.unlock_requests import file_request
-from bot.storage.models import UnlockRequest
+from bot.storage.models import Notification, UnlockRequest
 
 
 def free_port() -> int:
@@ -64,3 +68,25 @@ async def file_for(app: App, username: str, clock: ManualClock, channel: str) ->
             admins=("sam", "tina"),
         )
     return request.id
+
+
+def with_weekly_digest(settings: Settings, channel: str, section: dict[str, Any], *, locale: str = "en") -> Settings:
+    """``settings`` with ``[admins] weekly_digest`` on, ``channel``'s section set and ``[bot] default_locale``."""
+    values = settings.model_dump()
+    return Settings.model_validate(
+        {
+            **values,
+            "admins": {**values["admins"], "weekly_digest": True},
+            "bot": {**values["bot"], "default_locale": locale},
+            channel: section,
+        }
+    )
+
+
+async def digest_notices(app: App) -> int:
+    """How many admins were notified of a weekly digest (what happens when no channel can post it)."""
+    async with app.database.session() as session:
+        found = await session.scalar(
+            select(func.count()).select_from(Notification).where(Notification.template == DIGEST)
+        )
+    return int(found or 0)

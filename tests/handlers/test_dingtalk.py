@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from bot import admin, demo
 from bot.app import App
 from bot.channel_settings import DingTalkSettings
 from bot.clock import ManualClock
+from bot.config import Settings
 from bot.errors import ConfigError
 from bot.handlers.base import configured_channels
 from bot.handlers.dingtalk import DingTalkChannel
@@ -34,6 +36,7 @@ from bot.logs import configure as configure_logging
 from bot.logs import secrets_of
 from bot.serve import serve
 from bot.storage.models import Conversation
+from tests.databases import DemoTemplates, demo_app
 from tests.fakes.dingtalk_api import (
     ADMIN_GROUP,
     CARD_TOPIC,
@@ -47,7 +50,7 @@ from tests.fakes.dingtalk_api import (
     message,
     press,
 )
-from tests.handlers.common import code, file_for, free_port, request_of
+from tests.handlers.common import code, digest_notices, file_for, free_port, request_of, with_weekly_digest
 
 PEOPLE = {"alice": "alice", "bob": "bob", "frank": "frank", "kim": "kim", "sam": "sam", "tina": "tina"}
 MODES = ["http", "stream"]
@@ -600,3 +603,37 @@ def test_dingtalk_settings_name_what_is_wrong() -> None:
     assert settings.dingtalk.configured
     assert settings.dingtalk.mode == "stream"
     assert settings.dingtalk.robot == "ding1"  # the robot code is the Client ID unless told
+
+
+# ---- the weekly digest --------------------------------------------------------------------------
+
+
+async def test_the_weekly_digest_is_posted_with_its_chart_in_the_admin_group_once(
+    settings: Settings, clock: ManualClock, demo_templates: DemoTemplates, fake: FakeDingTalk
+) -> None:
+    section = {
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "api_base_url": fake.url,
+        "oapi_base_url": fake.url,
+        "mode": "http",
+        "admin_conversation_id": ADMIN_GROUP,
+    }
+    async with demo_app(with_weekly_digest(settings, "dingtalk", section), clock, demo_templates) as app:
+        channel = DingTalkChannel.for_app(app)
+        await channel.start()
+        try:
+            for _ in range(2):  # a second pass in the same week posts nothing more
+                await app.housekeeper.tick()
+                await channel.deliver()
+                clock.advance(timedelta(hours=1))
+        finally:
+            await channel.stop()
+        *summary, picture = fake.chat(ADMIN_GROUP)
+        assert [posted.kind for posted in summary] == ["text"] * len(summary)
+        text = "\n".join(posted.text for posted in summary)
+        assert "Your weekly lock digest" in text
+        assert "Press the button" not in text
+        assert picture.kind == "image"
+        assert picture.png.startswith(b"\x89PNG")
+        assert await digest_notices(app) == 0

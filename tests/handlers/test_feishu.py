@@ -26,6 +26,7 @@ from bot import admin, demo
 from bot.app import App
 from bot.channel_settings import FeishuSettings
 from bot.clock import ManualClock
+from bot.config import Settings
 from bot.errors import ConfigError
 from bot.handlers.base import configured_channels
 from bot.handlers.feishu import FeishuChannel, verified_email
@@ -33,6 +34,7 @@ from bot.logs import configure as configure_logging
 from bot.logs import secrets_of
 from bot.serve import serve
 from bot.storage.models import Conversation
+from tests.databases import DemoTemplates, demo_app
 from tests.fakes.feishu_api import (
     ADMIN_CHAT,
     APP_ID,
@@ -51,7 +53,15 @@ from tests.fakes.feishu_api import (
     p2p_of,
     url_verification,
 )
-from tests.handlers.common import code, file_for, free_port, request_of, routes_served
+from tests.handlers.common import (
+    code,
+    digest_notices,
+    file_for,
+    free_port,
+    request_of,
+    routes_served,
+    with_weekly_digest,
+)
 
 ALICE, BOB, FRANK, KIM, SAM, TINA = "ou_alice1", "ou_bob1", "ou_frank1", "ou_kim1", "ou_sam1", "ou_tina1"
 PEOPLE = {ALICE: "alice", BOB: "bob", FRANK: "frank", KIM: "kim", SAM: "sam", TINA: "tina"}
@@ -685,3 +695,37 @@ def test_feishu_settings_name_what_each_mode_needs(app: App) -> None:
     assert settings.feishu.mode == "websocket"
     assert "hidden" not in repr(settings.feishu)
     assert configured_channels(app) == []
+
+
+# ---- the weekly digest --------------------------------------------------------------------------
+
+
+async def test_the_weekly_digest_is_posted_with_its_chart_in_the_admin_chat_once(
+    settings: Settings, clock: ManualClock, demo_templates: DemoTemplates, feishu: FakeFeishu
+) -> None:
+    section = {
+        "app_id": APP_ID,
+        "app_secret": APP_SECRET,
+        "verification_token": VERIFICATION_TOKEN,
+        "encrypt_key": ENCRYPT_KEY,
+        "mode": "webhook",
+        "api_base_url": feishu.base_url,
+        "admin_chat_id": ADMIN_CHAT,
+    }
+    async with demo_app(with_weekly_digest(settings, "feishu", section), clock, demo_templates) as app:
+        channel = FeishuChannel.for_app(app)
+        await channel.start()
+        try:
+            for _ in range(2):  # a second pass in the same week posts nothing more
+                await app.housekeeper.tick()
+                await channel.deliver()
+                clock.advance(timedelta(hours=1))
+        finally:
+            await channel.stop()
+        summary, picture = feishu.chat(ADMIN_CHAT)
+        assert "Your weekly lock digest" in text_of(summary)
+        assert "Press the button" not in text_of(summary)
+        assert buttons_of(summary) == []
+        assert picture.msg_type == "image"
+        assert feishu.images[picture.content["image_key"]].startswith(b"\x89PNG")
+        assert await digest_notices(app) == 0

@@ -25,13 +25,14 @@ from pydantic import SecretStr
 from bot import admin, demo
 from bot.app import App
 from bot.clock import ManualClock
-from bot.config import SlackSettings
+from bot.config import Settings, SlackSettings
 from bot.errors import ConfigError
-from bot.handlers.base import configured_channels
+from bot.handlers.base import admin_destinations, configured_channels
 from bot.handlers.slack import SlackChannel, verified_email
 from bot.logs import configure as configure_logging
 from bot.logs import secrets_of
 from bot.serve import serve
+from tests.databases import DemoTemplates, demo_app
 from tests.fakes.slack_api import (
     APP_TOKEN,
     BOT_TOKEN,
@@ -48,7 +49,15 @@ from tests.fakes.slack_api import (
     view_closed,
     view_submission,
 )
-from tests.handlers.common import code, file_for, free_port, request_of, routes_served
+from tests.handlers.common import (
+    code,
+    digest_notices,
+    file_for,
+    free_port,
+    request_of,
+    routes_served,
+    with_weekly_digest,
+)
 
 ADMINS = "C0ADMINS"
 # Seconds after which a wait that should end on an event fails instead of hanging; never a measure of speed.
@@ -657,3 +666,79 @@ async def test_two_replicas_on_one_database_answer_each_delivery_once(
                 await channel.stop()
             for runner in runners:
                 await runner.cleanup()
+
+
+# ---- the weekly digest --------------------------------------------------------------------------
+
+
+def digest_settings(settings: Settings, slack: FakeSlack) -> Settings:
+    """``[admins] weekly_digest`` with the Slack channel and its admin channel, in an English workspace."""
+    section = {
+        "bot_token": BOT_TOKEN,
+        "signing_secret": SIGNING_SECRET,
+        "api_base_url": slack.api_url,
+        "mode": "http",
+        "admin_channel": ADMINS,
+    }
+    return with_weekly_digest(settings, "slack", section)
+
+
+async def test_the_weekly_digest_is_posted_with_its_chart_in_the_admin_channel_once(
+    settings: Settings, clock: ManualClock, demo_templates: DemoTemplates, slack: FakeSlack
+) -> None:
+    from bot.app import open_app
+
+    async with (
+        demo_app(digest_settings(settings, slack), clock, demo_templates) as app,
+        open_app(app.settings, clock=clock) as other,  # a second replica on the same database
+    ):
+        assert admin_destinations(app.settings) == ("slack",)
+        replicas = [SlackChannel.for_app(app), SlackChannel.for_app(other)]
+        for channel in replicas:
+            await channel.start()
+        try:
+            for _ in range(2):  # two housekeeping passes on each replica, each followed by both deliveries
+                await app.housekeeper.tick()
+                await other.housekeeper.tick()
+                for channel in replicas:
+                    await channel.deliver()
+                clock.advance(timedelta(hours=1))  # Sunday 29 November still: the same ISO week
+            [post] = slack.posted(ADMINS)
+            assert "Your weekly lock digest" in text_of(post)
+            assert "Locks in the last 7 days" in text_of(post)
+            assert "Press the button" not in text_of(post)  # the chart comes with it
+            assert buttons_of(post) == []
+            [completed] = slack.calls_to("files.completeUploadExternal")
+            assert completed.args["channel_id"] == ADMINS  # into the admin channel, not someone's DM
+            [(file_id, png)] = slack.uploads.items()
+            assert json.loads(completed.args["files"])[0]["id"] == file_id
+            assert png.startswith(b"\x89PNG")
+            assert slack.calls_to("conversations.open") == []
+            assert await digest_notices(app) == 0  # posted, so no admin is notified as well
+        finally:
+            for channel in replicas:
+                await channel.stop()
+
+
+async def test_a_digest_slack_keeps_refusing_waits_and_is_posted_later(
+    settings: Settings, clock: ManualClock, demo_templates: DemoTemplates, slack: FakeSlack
+) -> None:
+    async with demo_app(digest_settings(settings, slack), clock, demo_templates) as app:
+        channel = SlackChannel.for_app(app)
+        await channel.start()
+        try:
+            await app.housekeeper.tick()
+            slack.rate_limit("chat.postMessage", times=4, retry_after=0)  # more 429s than the client retries
+            await channel.deliver()
+            assert slack.posted(ADMINS) == []
+            await channel.deliver()
+            assert slack.posted(ADMINS) == []  # not due yet: kept for Retry-After, or 30 s when Slack gave none
+            clock.advance(timedelta(seconds=31))
+            await channel.deliver()
+            [post] = slack.posted(ADMINS)
+            assert "Your weekly lock digest" in text_of(post)
+            assert len(slack.uploads) == 1
+            await channel.deliver()
+            assert len(slack.posted(ADMINS)) == 1
+        finally:
+            await channel.stop()

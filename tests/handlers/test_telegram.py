@@ -35,8 +35,9 @@ from bot.logs import configure as configure_logging
 from bot.logs import secrets_of
 from bot.serve import serve
 from bot.storage.models import ChannelState, Conversation, TotpEnrolment
+from tests.databases import DemoTemplates, demo_app
 from tests.fakes.telegram_api import FakeBotApi, FakeUser, Person
-from tests.handlers.common import code, free_port, request_of
+from tests.handlers.common import code, digest_notices, free_port, request_of, with_weekly_digest
 
 # PTB 22's own RetryAfter constructor reads its deprecated int-valued ``retry_after`` property, which warns
 # (its rate limiter then uses the timedelta). Nothing of ours touches it; only that warning is let through.
@@ -673,3 +674,49 @@ async def test_channels_check_asks_telegram_who_the_token_belongs_to(
     use_telegram(app, api, token="123:revoked-token")
     assert await _channels_check(app, as_json=False) == 1
     assert "telegram:  fails: Telegram refused the token" in capsys.readouterr().out
+
+
+# -- the weekly digest ---------------------------------------------------------------------------
+
+
+async def test_the_weekly_digest_is_posted_with_its_chart_in_the_admin_group_once(
+    settings: Settings, clock: ManualClock, demo_templates: DemoTemplates, api: FakeBotApi
+) -> None:
+    from bot.app import open_app
+
+    section = {"token": api.token, "base_url": api.base_url, "base_file_url": api.base_file_url}
+    digest = with_weekly_digest(settings, "telegram", {**section, "admin_chat_id": ADMIN_GROUP})
+    async with (
+        demo_app(digest, clock, demo_templates) as app,
+        open_app(app.settings, clock=clock) as other,  # a second replica on the same database
+    ):
+        replicas = [TelegramChannel.for_app(app, poll_timeout=timedelta(seconds=1)), TelegramChannel.for_app(other)]
+        for channel in replicas:
+            await channel.start()
+        try:
+            for _ in range(2):  # two housekeeping passes on each replica, each followed by both deliveries
+                await app.housekeeper.tick()
+                await other.housekeeper.tick()
+                for channel in replicas:
+                    await channel.deliver()
+                clock.advance(timedelta(hours=1))  # the same ISO week
+            photo, summary = api.chat(ADMIN_GROUP)
+            assert photo.photo is not None
+            assert photo.photo.startswith(b"\x89PNG")
+            assert not photo.protect_content  # the admins may forward the chart
+            assert "Your weekly lock digest" in summary.text
+            assert "Press the button" not in summary.text
+            assert summary.buttons == []
+            assert await digest_notices(app) == 0
+        finally:
+            for channel in replicas:
+                await channel.stop()
+
+
+async def test_without_an_admin_group_each_admin_is_notified_of_the_digest_instead(
+    settings: Settings, clock: ManualClock, demo_templates: DemoTemplates, api: FakeBotApi
+) -> None:
+    section = {"token": api.token, "base_url": api.base_url, "base_file_url": api.base_file_url}
+    async with demo_app(with_weekly_digest(settings, "telegram", section), clock, demo_templates) as app:
+        await app.housekeeper.tick()
+        assert await digest_notices(app) == 2  # sam and tina, with the button that draws the chart

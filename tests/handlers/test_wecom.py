@@ -13,6 +13,7 @@ import io
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -26,7 +27,7 @@ from bot.app import App
 from bot.cards import CLAIM
 from bot.channel_settings import WeComSettings
 from bot.clock import ManualClock
-from bot.config import load_settings
+from bot.config import Settings, load_settings
 from bot.errors import ConfigError
 from bot.handlers.base import configured_channels
 from bot.handlers.wecom import WeComChannel, company_email
@@ -36,6 +37,7 @@ from bot.logs import secrets_of
 from bot.messages import Rendered, RenderedButton
 from bot.serve import serve
 from bot.storage.models import TotpEnrolment
+from tests.databases import DemoTemplates, demo_app
 from tests.fakes.wecom_api import (
     AES_KEY,
     AGENT_ID,
@@ -47,7 +49,7 @@ from tests.fakes.wecom_api import (
     Message,
     WeComSender,
 )
-from tests.handlers.common import code, free_port, request_of, routes_served
+from tests.handlers.common import code, digest_notices, free_port, request_of, routes_served, with_weekly_digest
 
 ALICE, BOB, FRANK, KIM, SAM, TINA = "WangAlice", "LiBob", "LiuFrank", "SunKim", "MaSam", "GuoTina"
 
@@ -510,3 +512,41 @@ def test_wecom_settings_name_what_is_missing_and_hide_secrets() -> None:
     for secret in (SECRET, TOKEN, AES_KEY):
         assert secret not in repr(settings)
     assert not WeComSettings().configured
+
+
+# ---- the weekly digest ----------------------------------------------------------------------------
+
+
+async def test_the_weekly_digest_is_sent_with_its_chart_to_the_admin_users_once(
+    settings: Settings, clock: ManualClock, demo_templates: DemoTemplates, wecom: FakeWeCom
+) -> None:
+    section = {
+        "corp_id": CORP_ID,
+        "agent_id": AGENT_ID,
+        "secret": SECRET,
+        "token": TOKEN,
+        "encoding_aes_key": AES_KEY,
+        "api_base_url": wecom.url,
+        "admin_users": [SAM, TINA],
+    }
+    async with demo_app(with_weekly_digest(settings, "wecom", section), clock, demo_templates) as app:
+        channel = WeComChannel.for_app(app)
+        await channel.start()
+        try:
+            for _ in range(2):  # a second pass in the same week sends nothing more
+                await app.housekeeper.tick()
+                await channel.deliver()
+                clock.advance(timedelta(hours=1))
+        finally:
+            await channel.stop()
+        [sent] = [call for call in wecom.calls_to("message/send") if call.body.get("msgtype") == "image"]
+        assert sent.body["touser"] == f"{SAM}|{TINA}"  # one message to both admins
+        for admin_user in (SAM, TINA):
+            *summary, picture = wecom.chat(admin_user)
+            text = "\n".join(message.text for message in summary)
+            assert "Your weekly lock digest" in text
+            assert "Press the button" not in text
+            assert picture.msgtype == "image"
+            assert picture.safe == 0  # the admins may forward the chart
+            assert wecom.media[picture.body["media_id"]].startswith(b"\x89PNG")
+        assert await digest_notices(app) == 0

@@ -20,6 +20,7 @@ from bot.clock import ManualClock
 from bot.config import Settings
 from bot.messages import Reply
 from bot.reports.chart import CJK_FAMILIES, DPI, HEIGHT, WIDTH, cjk_font, render_chart
+from bot.reports.digest import AdminPost, week_of
 from bot.reports.stats import BadPeriod, gather, parse_period, percentile
 from bot.requests import audit
 from bot.requests.housekeeping import Housekeeper
@@ -336,6 +337,25 @@ async def test_the_weekly_digest_goes_out_once_a_week_across_replicas(
 async def test_no_digest_unless_asked(app: App) -> None:
     await app.housekeeper.tick()
     assert await digests(app) == []
+
+
+async def test_the_posted_digest_carries_its_chart_and_the_numbers_of_the_week_it_names(
+    app: App, clock: ManualClock
+) -> None:
+    # What a channel posts to its admin destination: in the default language (Chinese here), with the chart.
+    named = AdminPost(week_of(clock.now()), clock.now() - timedelta(days=1), days=7)
+    posted = await app.engine.admin_post(named.to_json())
+    assert posted is not None
+    assert "本周的锁定周报" in posted.text
+    assert "按钮" not in posted.text  # no button to press: the chart is posted with it
+    assert posted.buttons == ()
+    assert posted.image is not None
+    assert not posted.image.secret
+    decoded(posted.image.png)
+    assert AdminPost.from_json(named.to_json()) == named
+    # A post this version does not know is dropped, not guessed at.
+    for unknown in ("not json", '{"kind": "monthly", "week": "x", "until": "2026-11-29T00:00:00+00:00", "days": 30}'):
+        assert await app.engine.admin_post(unknown) is None
 
 
 # --- the command line and the console, as an operator and an admin meet them ------------------------------------
