@@ -56,7 +56,6 @@ IDENTITY_RECHECK = timedelta(minutes=10)
 PEOPLE_REMEMBERED = 10_000
 HELD = "held"  # channel_state kind of replies kept to send later
 HOLD_FOR = timedelta(seconds=30)  # how long held replies wait when the platform did not say (Retry-After)
-ADMIN_POST = "admin_post"  # channel_state kind of posts for the admin destination (``bot.reports.digest``)
 
 
 class EnginePort(Protocol):
@@ -392,7 +391,7 @@ class Channel(ABC):
     async def _post_due_to_admins(self) -> None:
         """Post what the housekeeper left for the admin destination (the weekly digest), each on one replica."""
         database, now = self.context.database, self.context.clock.now()
-        due = await channel_state.take_due(database, self.name, ADMIN_POST, now=now)
+        due = await channel_state.take_due(database, self.name, channel_state.ADMIN_POST, now=now)
         destination = self.card_destination
         for key, value in due:
             if not destination:  # the settings changed since it was left: nowhere to post it
@@ -410,7 +409,9 @@ class Channel(ABC):
                     continue
                 # Kept, due again a little later: the next round, on any replica, posts it.
                 wait = self.retry_after(exc) or HOLD_FOR
-                await channel_state.remember(database, self.name, ADMIN_POST, key, value, expires_at=now + wait)
+                await channel_state.remember(
+                    database, self.name, channel_state.ADMIN_POST, key, value, expires_at=now + wait
+                )
                 log.warning("%s: %s waits %s to be posted to the admins: %s", self.name, key, wait, describe_error(exc))
 
     def _card_failed(self, what: str, request_id: int, error: Exception) -> None:

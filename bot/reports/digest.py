@@ -33,7 +33,6 @@ ACTOR = "housekeeper"
 TEMPLATE = "admin/weekly_digest"
 PERIOD = timedelta(days=7)
 STATS = Button("stats", "stats")
-ADMIN_POST = "admin_post"  # channel_state kind: something a channel posts to its admin destination
 WEEKLY = "weekly_digest"  # the kind of admin post the digest is
 CHART_NAME = "lock-stats.png"
 
@@ -92,7 +91,9 @@ async def send_weekly_digest(
     if channels:
         post = AdminPost(week, now, PERIOD.days).to_json()
         for channel in channels:  # due at once; each channel's deliver, on one replica, posts it
-            await channel_state.remember(session, channel, ADMIN_POST, f"digest:{week}", post, expires_at=now)
+            await channel_state.remember(
+                session, channel, channel_state.ADMIN_POST, f"digest:{week}", post, expires_at=now
+            )
         details = {"posted_to": list(channels)}
     else:
         numbers = await gather(session, now=now, period=PERIOD)

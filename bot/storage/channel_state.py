@@ -37,6 +37,9 @@ from bot.storage.upsert import dialect_insert
 
 SessionOrDatabase = AsyncSession | Database
 
+# The kind of fact the housekeeper leaves a channel to post to its admin destination (the weekly digest).
+ADMIN_POST = "admin_post"
+
 
 @asynccontextmanager
 async def _session(target: SessionOrDatabase) -> AsyncIterator[AsyncSession]:
