@@ -107,6 +107,7 @@ def make_environment(
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
+
     def zone_for(context: Context, locale: str) -> ZoneInfo:
         return person_zone(context.get("timezone"), timezone, locale)
 
