@@ -4,7 +4,7 @@
 
 By default it reads the seven tuning folds: ``tests/data/faq_tune.yaml`` and the former held-out folds
 ``faq_holdout.yaml`` to ``faq_holdout6.yaml``, which have been looked at and so tune too. The held-out fold
-(``faq_holdout7.yaml``) is not among them: it is scored once, by the lead (``tests/knowledge/test_faq_eval.py``
+(``faq_holdout8.yaml``) is not among them: it is scored once, by the lead (``tests/knowledge/test_faq_eval.py``
 says how it stood); pass it with ``--fold`` only to report, never to tune, until a new held-out fold is written.
 For each fold, language and category (plain,
 typo, shorthand, mixed, and ood for the off-topic lines) it reports:

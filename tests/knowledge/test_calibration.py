@@ -80,6 +80,6 @@ def test_tuning_items_are_read_by_the_index(tmp_path: Path) -> None:
 
 def test_the_held_out_fold_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     # Refused by its name, before it is read: the held-out fold is never opened here.
-    assert calibration.HELD_OUT.name == "faq_holdout7.yaml"
+    assert calibration.HELD_OUT.name == "faq_holdout8.yaml"
     assert calibration.main(["--tune", str(calibration.HELD_OUT), "--no-estimate"]) == 2
     assert "never used" in capsys.readouterr().err

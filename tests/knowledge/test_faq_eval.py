@@ -1,19 +1,23 @@
 """Accuracy on whole question sets, per language, and ``unlockbot faq`` end to end.
 
-Eight folds, all in the same format (``in_domain: [{q, locale, id, category}]``, ``out_of_domain: [{q, locale,
+Nine folds, all in the same format (``in_domain: [{q, locale, id, category}]``, ``out_of_domain: [{q, locale,
 category}]``):
 
 - ``tests/data/faq_tune.yaml``, the tuning fold: the confidence rule was calibrated on it and the knowledge
   was improved against it, so it is checked always, against the targets;
 - ``faq_holdout.yaml`` to ``faq_holdout6.yaml``, held-out folds in their day: each was looked at once scored,
-  so each is tuning data now, held to the level it stands at (``FLOORS``) so that nothing falls back, not
-  against targets it does not reach yet;
-- ``faq_holdout7.yaml`` (``HELD_OUT``), the held-out fold: 380 questions and 80 off-topic lines written by
-  someone who saw neither the knowledge nor the other folds, never used to tune anything. Scored once, after
-  the knowledge was last improved against the others: top-1 zh 93.7 %, en 90.0 %; refusal zh 97.5 %, en
-  95.0 %, so the refusal target is met and the top-1 target is not (English plain paraphrases are the
-  weakest: 83 %). It is held to that level: a change that makes unseen questions worse fails here. Whoever
-  tunes against it must first have a new held-out fold written.
+  so each is tuning data now, held to the level it stands at (``FLOORS``) so that nothing falls back. With
+  ``faq_tune.yaml`` they are also training data now: their questions are copied into ``knowledge/training/``,
+  which the learned layer (``bot.knowledge.learned``) is trained on;
+- ``faq_holdout7.yaml``, written blind and scored once before the learned layer (top-1 zh 93.7 %, en 90.0 %;
+  refusal zh 97.5 %, en 95.0 %). Never tuned on nor trained on; with the learned layer it stands at top-1
+  zh 98.4 %, en 97.9 %; refusal zh 100 %, en 95.0 %;
+- ``faq_holdout8.yaml`` (``HELD_OUT``), the held-out fold: 380 questions and 80 off-topic lines written by
+  someone who saw neither the knowledge nor the other folds, never used to tune or train anything. Scored
+  once, after the learned layer was added (chosen by leave-one-fold-out on the tuning folds, never on this
+  one): top-1 zh 97.9 %, en 98.4 %; refusal 97.5 % in both, so both targets are met on unseen questions. It
+  is held to that level: a change that makes unseen questions worse fails here. Whoever tunes against it
+  must first have a new held-out fold written.
 
 An in-domain question counts only when ``answer_id`` is its topic: the right topic offered without confidence
 is a miss. Targets per language: top-1 accuracy >= 95 %, out-of-domain refusal >= 95 %.
@@ -35,7 +39,7 @@ from bot.knowledge.retrieval import FaqIndex
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 TUNE = DATA / "faq_tune.yaml"
-HELD_OUT = DATA / "faq_holdout7.yaml"
+HELD_OUT = DATA / "faq_holdout8.yaml"
 LOCALES = ("zh-CN", "en")
 CATEGORIES = frozenset({"plain", "typo", "shorthand", "mixed"})
 TARGET = 0.95
@@ -47,16 +51,21 @@ TARGET = 0.95
 # zh 96.7 %, en 94.7 %; refusal zh 100 %, en 97.5 % (when scored: zh 91.4 %, en 88.8 %; refusal zh 100 %,
 # en 97.5 %). The fifth: top-1 zh 97.4 %, en 96.3 %; refusal zh 100 %, en 97.5 % (when scored: zh 94.2 %,
 # en 91.6 %; refusal zh 92.5 %, en 92.5 %). The sixth: top-1 zh 90.5 %, en 91.6 %; refusal 100 % in both (when
-# scored: zh 87.9 %, en 88.9 %; refusal 100 % in both). The held-out fold: where it stood when it was scored
-# once.
+# scored: zh 87.9 %, en 88.9 %; refusal 100 % in both). Since then the tuning folds' questions are the learned
+# layer's training data (knowledge/training/), so the bot scores them almost perfectly (top-1 99.3 % to 100 %,
+# refusal 100 %) and the floors below are that level, rounded down: they guard against a fall, they say nothing
+# about new questions (bot/knowledge/learned.py gives the leave-one-fold-out estimate, which does). The seventh,
+# never trained on: where it stands with the learned layer. The held-out fold: where it stood when it was
+# scored once.
 FLOORS = {
-    DATA / "faq_holdout.yaml": {"top-1": {"zh-CN": 0.99, "en": 0.91}, "refusal": {"zh-CN": 1.0, "en": 1.0}},
-    DATA / "faq_holdout2.yaml": {"top-1": {"zh-CN": 0.98, "en": 0.98}, "refusal": {"zh-CN": 1.0, "en": 1.0}},
+    DATA / "faq_holdout.yaml": {"top-1": {"zh-CN": 0.99, "en": 0.99}, "refusal": {"zh-CN": 1.0, "en": 1.0}},
+    DATA / "faq_holdout2.yaml": {"top-1": {"zh-CN": 0.99, "en": 0.99}, "refusal": {"zh-CN": 1.0, "en": 1.0}},
     DATA / "faq_holdout3.yaml": {"top-1": {"zh-CN": 1.0, "en": 0.99}, "refusal": {"zh-CN": 1.0, "en": 1.0}},
-    DATA / "faq_holdout4.yaml": {"top-1": {"zh-CN": 0.96, "en": 0.94}, "refusal": {"zh-CN": 1.0, "en": 0.97}},
-    DATA / "faq_holdout5.yaml": {"top-1": {"zh-CN": 0.97, "en": 0.96}, "refusal": {"zh-CN": 1.0, "en": 0.97}},
-    DATA / "faq_holdout6.yaml": {"top-1": {"zh-CN": 0.90, "en": 0.91}, "refusal": {"zh-CN": 1.0, "en": 1.0}},
-    HELD_OUT: {"top-1": {"zh-CN": 0.93, "en": 0.90}, "refusal": {"zh-CN": 0.97, "en": 0.95}},
+    DATA / "faq_holdout4.yaml": {"top-1": {"zh-CN": 0.99, "en": 0.99}, "refusal": {"zh-CN": 1.0, "en": 1.0}},
+    DATA / "faq_holdout5.yaml": {"top-1": {"zh-CN": 0.99, "en": 0.99}, "refusal": {"zh-CN": 1.0, "en": 1.0}},
+    DATA / "faq_holdout6.yaml": {"top-1": {"zh-CN": 0.99, "en": 0.99}, "refusal": {"zh-CN": 1.0, "en": 1.0}},
+    DATA / "faq_holdout7.yaml": {"top-1": {"zh-CN": 0.98, "en": 0.97}, "refusal": {"zh-CN": 1.0, "en": 0.95}},
+    HELD_OUT: {"top-1": {"zh-CN": 0.97, "en": 0.98}, "refusal": {"zh-CN": 0.97, "en": 0.97}},
 }
 
 Items = list[dict[str, str]]
