@@ -52,6 +52,7 @@ from tests.fakes.slack_api import (
 from tests.handlers.common import (
     code,
     digest_notices,
+    digest_passes,
     file_for,
     free_port,
     request_of,
@@ -706,12 +707,7 @@ async def test_the_weekly_digest_is_posted_with_its_chart_in_the_admin_channel_o
         for channel in replicas:
             await channel.start()
         try:
-            for _ in range(2):  # two housekeeping passes on each replica, each followed by both deliveries
-                await app.housekeeper.tick()
-                await other.housekeeper.tick()
-                for channel in replicas:
-                    await channel.deliver()
-                clock.advance(timedelta(hours=1))  # Sunday 29 November still: the same ISO week
+            await digest_passes([app, other], replicas, clock)
             [post] = slack.posted(ADMINS)
             assert "Your weekly lock digest" in text_of(post)
             assert "Locks in the last 7 days" in text_of(post)

@@ -37,7 +37,7 @@ from bot.serve import serve
 from bot.storage.models import ChannelState, Conversation, TotpEnrolment
 from tests.databases import DemoTemplates, demo_app
 from tests.fakes.telegram_api import FakeBotApi, FakeUser, Person
-from tests.handlers.common import code, digest_notices, free_port, request_of, with_weekly_digest
+from tests.handlers.common import code, digest_notices, digest_passes, free_port, request_of, with_weekly_digest
 
 # PTB 22's own RetryAfter constructor reads its deprecated int-valued ``retry_after`` property, which warns
 # (its rate limiter then uses the timedelta). Nothing of ours touches it; only that warning is let through.
@@ -694,12 +694,7 @@ async def test_the_weekly_digest_is_posted_with_its_chart_in_the_admin_group_onc
         for channel in replicas:
             await channel.start()
         try:
-            for _ in range(2):  # two housekeeping passes on each replica, each followed by both deliveries
-                await app.housekeeper.tick()
-                await other.housekeeper.tick()
-                for channel in replicas:
-                    await channel.deliver()
-                clock.advance(timedelta(hours=1))  # the same ISO week
+            await digest_passes([app, other], replicas, clock)
             photo, summary = api.chat(ADMIN_GROUP)
             assert photo.photo is not None
             assert photo.photo.startswith(b"\x89PNG")
