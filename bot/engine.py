@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import person_zone
@@ -66,6 +66,26 @@ CARD_ACTIONS = frozenset({"approve", "deny", "answer"})
 # conversation is in: a command is said on purpose, so it never reads as the answer to a question.
 PLATFORM_COMMANDS = frozenset({"menu", "unlock", "why", "lang", "cancel", "request_status"})
 
+# A person's conversation, locked for the turn (on PostgreSQL; only its row: the identity may be absent), and the
+# CRM user their chat account is linked to, in one round trip. Built once: a statement built per turn costs more
+# CPU than the database spends answering it.
+_CONVERSATION_AND_USER = (
+    select(Conversation, ChatIdentity.crm_username)
+    .outerjoin(
+        ChatIdentity,
+        and_(
+            ChatIdentity.channel == Conversation.channel,
+            ChatIdentity.team_id == Conversation.team_id,
+            ChatIdentity.platform_user_id == Conversation.user_id,
+        ),
+    )
+    .where(
+        Conversation.channel == bindparam("channel"),
+        Conversation.team_id == bindparam("team_id"),
+        Conversation.user_id == bindparam("user_id"),
+    )
+    .with_for_update(of=Conversation)
+)
 
 # Terminal escape sequences (colours, cursor moves) pasted with the text.
 _ESCAPE_SEQUENCE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
@@ -169,10 +189,10 @@ class Engine:
                     if inbound.event_id and await self._seen_before(session, inbound):
                         note.outcome = TurnOutcome.DUPLICATE
                         return []
-                    conversation = await self._conversation(session, inbound)
+                    conversation, username = await self._conversation(session, inbound)
                     note.flow, note.step = conversation.flow, conversation.step
                     locale = conversation.locale = self._locale(conversation, inbound)
-                    replies, username = await self._turn(session, conversation, inbound, queued)
+                    replies, username = await self._turn(session, conversation, inbound, username, queued)
                     # Where the turn left the conversation; a flow that ended shows as its name with step "end".
                     note.flow, note.step = conversation.flow or note.flow, conversation.step
                     locale = conversation.locale
@@ -217,8 +237,7 @@ class Engine:
         try:
             await self._outbox.run_items(items)
             async with self._db.session() as session, session.begin():
-                conversation = await self._conversation(session, inbound)
-                username = await linked_username(session, inbound.channel, inbound.team_id, inbound.user_id)
+                conversation, username = await self._conversation(session, inbound)
                 replies = await self._pending_notifications(session, conversation, inbound, username)
                 return [self._renderer.render(reply, conversation.locale, inbound.timezone) for reply in replies]
         except Exception:
@@ -229,7 +248,7 @@ class Engine:
         """The failed turn changed nothing, but the menu shown with the apology must work."""
         try:
             async with self._db.session() as session, session.begin():
-                conversation = await self._conversation(session, inbound)
+                conversation, _ = await self._conversation(session, inbound)
                 offered = list(conversation.offered or [])
                 conversation.offered = offered + [b.action for b in MENU_BUTTONS if b.action not in offered]
         except Exception:  # the database itself may be what failed; the apology still goes out
@@ -371,16 +390,13 @@ class Engine:
         log.info("duplicate event %s:%s ignored", inbound.channel, inbound.event_id)
         return True
 
-    async def _conversation(self, session: AsyncSession, inbound: Inbound) -> Conversation:
-        mine = select(Conversation).where(
-            Conversation.channel == inbound.channel,
-            Conversation.team_id == inbound.team_id,
-            Conversation.user_id == inbound.user_id,
-        )
+    async def _conversation(self, session: AsyncSession, inbound: Inbound) -> tuple[Conversation, str | None]:
+        """The person's conversation, locked for the turn, and the CRM user their chat account is linked to."""
+        account = {"channel": inbound.channel, "team_id": inbound.team_id, "user_id": inbound.user_id}
         # Locked for the turn: another replica's turn of the same person waits here rather than interleave.
-        conversation = await session.scalar(mine.with_for_update())
-        if conversation is not None:
-            return conversation
+        found = (await session.execute(_CONVERSATION_AND_USER, account)).first()
+        if found is not None:
+            return found.Conversation, found.crm_username
         # A first message. Two at once (on two replicas) both get here: one inserts the row, the other's
         # insert waits for that turn, inserts nothing, and takes the row below once the first has committed.
         await insert_if_absent(
@@ -398,9 +414,8 @@ class Engine:
                 "updated_at": self._services.clock.now(),
             },
         )
-        conversation = await session.scalar(mine.with_for_update())
-        assert conversation is not None
-        return conversation
+        found = (await session.execute(_CONVERSATION_AND_USER, account)).one()
+        return found.Conversation, found.crm_username
 
     def _locale(self, conversation: Conversation, inbound: Inbound) -> str:
         """A choice the person made wins; otherwise the script of what they type."""
@@ -422,18 +437,22 @@ class Engine:
         return not looks_like_link_code(text) and parse_command(text) is None
 
     async def _turn(
-        self, session: AsyncSession, conversation: Conversation, inbound: Inbound, queued: list[int]
+        self,
+        session: AsyncSession,
+        conversation: Conversation,
+        inbound: Inbound,
+        username: str | None,
+        queued: list[int],
     ) -> tuple[list[Reply], str | None]:
         """The turn's replies, and the CRM user the person is linked to once it is over (a turn may link them)."""
         now = self._services.clock.now()
         idle = conversation.flow is not None and conversation.updated_at < now - self._idle_timeout
-        conversation.updated_at = now
         turn = Turn(
             inbound=inbound,
             locale=conversation.locale,
             session=session,
             services=self._services,
-            username=await linked_username(session, inbound.channel, inbound.team_id, inbound.user_id),
+            username=username,
             data=dict(conversation.data or {}),
             now=now,
             queued=queued,
@@ -441,6 +460,8 @@ class Engine:
         )
         timed_out = await self._time_out(conversation, turn) if idle else []
         replies = await self._dispatch(conversation, turn)
+        # Changed last: the row is written once, when the turn commits, not flushed before the flow's first query.
+        conversation.updated_at = now
         conversation.verified_at = turn.verified_at
         return timed_out + replies, turn.username
 

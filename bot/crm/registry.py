@@ -33,7 +33,9 @@ def build_crm(settings: Settings, clock: Clock, database: Database | None = None
     """
     crm = settings.crm
     if crm.backend == "sql":
-        return SqlCrm(Database(settings.crm_database_url), clock, timeout=crm.timeout_seconds)
+        # The same pool sizes as the bot's own database: every turn under way may be asking the CRM at once.
+        pool = (settings.database.pool_size, settings.database.max_overflow)
+        return SqlCrm(Database(settings.crm_database_url, pool=pool), clock, timeout=crm.timeout_seconds)
     backend: CrmBackend
     if crm.backend == "salesforce":
         keys = StoredKeys(database, clock, "salesforce") if database is not None else None

@@ -19,9 +19,10 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.clock import Clock
 from bot.crm.base import (
@@ -60,6 +61,36 @@ from bot.crm.sql_schema import (
 from bot.errors import AccountNotFound, CrmError, CrmUnavailable
 from bot.storage.db import Database
 
+# Statements asked on every "why am I locked", built once (building one costs more CPU than running it).
+_SEAT_HOLDER = aliased(CrmUser)
+# A user, their licence and the seats it has in use, in one query.
+_USER_AND_LICENCE = (
+    select(
+        CrmUser,
+        CrmLicence,
+        select(func.count())
+        .select_from(_SEAT_HOLDER)
+        .where(_SEAT_HOLDER.licence_id == CrmLicence.id, _SEAT_HOLDER.active)
+        .correlate(CrmLicence)
+        .scalar_subquery()
+        .label("seats_used"),
+    )
+    .outerjoin(CrmLicence, CrmLicence.id == CrmUser.licence_id)
+    .where(CrmUser.username == bindparam("username"))
+)
+_FAILED_ATTEMPTS = (
+    select(CrmLoginAttempt)
+    .where(CrmLoginAttempt.user_id == bindparam("user_id"), CrmLoginAttempt.success.is_(False))
+    .order_by(CrmLoginAttempt.at.desc())
+    .limit(10)
+)
+_LAST_FLAGGED = (
+    select(CrmFlaggedAction)
+    .where(CrmFlaggedAction.user_id == bindparam("user_id"))
+    .order_by(CrmFlaggedAction.at.desc())
+    .limit(1)
+)
+
 
 def mask_email(email: str) -> str:
     local, _, domain = email.partition("@")
@@ -75,6 +106,18 @@ def _place(location: str | None, given: Any) -> Place | None:
         country=given.get("country"),
         city=given.get("city"),
         city_names={str(k): str(v) for k, v in names.items()} if isinstance(names, dict) else {},
+    )
+
+
+def _licence_facts(licence: CrmLicence, seats_used: int) -> LicenceInfo:
+    return LicenceInfo(
+        name=licence.name,
+        expires_at=licence.expires_at,
+        seats_total=licence.seats_total,
+        seats_used=seats_used,
+        trial=licence.trial,
+        usage_cap=licence.usage_cap,
+        usage_used=licence.usage_used,
     )
 
 
@@ -150,7 +193,7 @@ class SqlCrm:
 
     async def lock_status(self, username: str) -> LockStatus:
         async with self._session() as session:
-            user = await self._user(session, username)
+            user, licence = await self._user_and_licence(session, username)
             if not user.locked:
                 return LockStatus(username=username, locked=False)
             reason = _reason(user.lock_reason)
@@ -159,23 +202,16 @@ class SqlCrm:
                 locked=True,
                 reason=reason,
                 locked_at=user.locked_at,
-                evidence=await self._evidence(session, user, reason),
+                evidence=await self._evidence(session, user, reason, licence),
             )
 
-    async def _evidence(self, session: AsyncSession, user: CrmUser, reason: LockReason) -> Evidence:
+    async def _evidence(
+        self, session: AsyncSession, user: CrmUser, reason: LockReason, licence: LicenceInfo | None
+    ) -> Evidence:
         detail = dict(user.lock_detail or {})
         since = user.locked_at or self._clock.now()
-        attempts = (
-            await session.scalars(
-                select(CrmLoginAttempt)
-                .where(CrmLoginAttempt.user_id == user.id, CrmLoginAttempt.success.is_(False))
-                .order_by(CrmLoginAttempt.at.desc())
-                .limit(10)
-            )
-        ).all()
-        flagged = await session.scalar(
-            select(CrmFlaggedAction).where(CrmFlaggedAction.user_id == user.id).order_by(CrmFlaggedAction.at.desc())
-        )
+        attempts = (await session.scalars(_FAILED_ATTEMPTS, {"user_id": user.id})).all()
+        flagged = await session.scalar(_LAST_FLAGGED, {"user_id": user.id})
         maintenance = incident = None
         if reason is LockReason.MAINTENANCE:
             maintenance = next(iter(await self._windows(session, since)), None)
@@ -187,7 +223,7 @@ class SqlCrm:
                 LoginAttempt(a.at, a.ip, a.success, a.location) for a in sorted(attempts, key=lambda a: a.at)
             ),
             flagged_action=_flagged(flagged, detail.get("flagged")) if flagged else None,
-            licence=await self._licence_info(session, user),
+            licence=licence,
             ip=detail.get("ip"),
             location=detail.get("location"),
             place=_place(detail.get("location"), detail.get("place")),
@@ -199,28 +235,20 @@ class SqlCrm:
             detail=str(detail.get("detail", "")),
         )
 
-    async def _licence_info(self, session: AsyncSession, user: CrmUser) -> LicenceInfo | None:
-        if user.licence_id is None:
-            return None
-        licence = await session.get(CrmLicence, user.licence_id)
-        if licence is None:
-            return None
-        return await self._describe_licence(session, licence)
+    @staticmethod
+    async def _user_and_licence(session: AsyncSession, username: str) -> tuple[CrmUser, LicenceInfo | None]:
+        found = (await session.execute(_USER_AND_LICENCE, {"username": username})).first()
+        if found is None:
+            raise AccountNotFound(username)
+        licence = found.CrmLicence
+        return found.CrmUser, _licence_facts(licence, found.seats_used) if licence is not None else None
 
     @staticmethod
     async def _describe_licence(session: AsyncSession, licence: CrmLicence) -> LicenceInfo:
         used = await session.scalar(
             select(func.count()).select_from(CrmUser).where(CrmUser.licence_id == licence.id, CrmUser.active)
         )
-        return LicenceInfo(
-            name=licence.name,
-            expires_at=licence.expires_at,
-            seats_total=licence.seats_total,
-            seats_used=used,
-            trial=licence.trial,
-            usage_cap=licence.usage_cap,
-            usage_used=licence.usage_used,
-        )
+        return _licence_facts(licence, used or 0)
 
     async def _windows(self, session: AsyncSession, since: datetime) -> list[MaintenanceWindow]:
         rows = await session.scalars(
@@ -282,7 +310,8 @@ class SqlCrm:
 
     async def licence(self, username: str) -> LicenceInfo | None:
         async with self._session() as session:
-            return await self._licence_info(session, await self._user(session, username))
+            _, licence = await self._user_and_licence(session, username)
+            return licence
 
     async def all_licences(self) -> list[LicenceInfo]:
         async with self._session() as session:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.requests import audit
@@ -16,15 +16,15 @@ from bot.requests.notifications import notify
 from bot.storage.models import ChatIdentity, Conversation
 from bot.storage.upsert import insert_if_absent
 
+_LINKED = select(ChatIdentity.crm_username).where(
+    ChatIdentity.channel == bindparam("channel"),
+    ChatIdentity.team_id == bindparam("team_id"),
+    ChatIdentity.platform_user_id == bindparam("user_id"),
+)
+
 
 async def linked_username(session: AsyncSession, channel: str, team_id: str, user_id: str) -> str | None:
-    return await session.scalar(
-        select(ChatIdentity.crm_username).where(
-            ChatIdentity.channel == channel,
-            ChatIdentity.team_id == team_id,
-            ChatIdentity.platform_user_id == user_id,
-        )
-    )
+    return await session.scalar(_LINKED, {"channel": channel, "team_id": team_id, "user_id": user_id})
 
 
 def account_key(channel: str, team_id: str, user_id: str) -> str:

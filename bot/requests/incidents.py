@@ -72,9 +72,12 @@ def detect(
     )
 
 
+_LATEST = select(DetectedIncident).order_by(DetectedIncident.last_seen_at.desc()).limit(1)
+
+
 async def open_incident(session: AsyncSession, *, now: datetime) -> DetectedIncident | None:
     """The incident still under way (locks kept coming faster than usual within its window), if any."""
-    latest = await session.scalar(select(DetectedIncident).order_by(DetectedIncident.last_seen_at.desc()).limit(1))
+    latest = await session.scalar(_LATEST)
     if latest is None or latest.last_seen_at < now - timedelta(minutes=latest.window_minutes):
         return None
     return latest

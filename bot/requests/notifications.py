@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import Button, Reply
@@ -49,22 +49,24 @@ async def notify(
     await session.flush()
 
 
+# What a person has waiting, asked on every turn of a linked person: built once.
+_PENDING = (
+    select(Notification)
+    .where(
+        Notification.crm_username == bindparam("username"),
+        Notification.delivered_at.is_(None),
+        or_(Notification.not_for.is_(None), Notification.not_for != bindparam("account")),
+    )
+    .order_by(Notification.id)
+)
+
+
 async def take_pending(session: AsyncSession, *, now: datetime, username: str, account: str) -> list[tuple[int, Reply]]:
     """The undelivered notifications of ``username`` for chat ``account``, oldest first, with their ids.
 
     They are marked as delivered; a notification meant for the person's other accounts stays waiting.
     """
-    pending = list(
-        await session.scalars(
-            select(Notification)
-            .where(
-                Notification.crm_username == username,
-                Notification.delivered_at.is_(None),
-                or_(Notification.not_for.is_(None), Notification.not_for != account),
-            )
-            .order_by(Notification.id)
-        )
-    )
+    pending = list(await session.scalars(_PENDING, {"username": username, "account": account}))
     if not pending:
         return []
     stale = await _decided_since(session, pending)

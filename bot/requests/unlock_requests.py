@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.crm.base import LockReason
@@ -42,18 +42,21 @@ class Status(StrEnum):
 OPEN = (Status.PENDING, Status.APPROVED, Status.EXECUTING)
 
 
+_OPEN_REQUEST = (
+    select(UnlockRequest)
+    .where(
+        UnlockRequest.crm_username == bindparam("username"),
+        UnlockRequest.status.in_([s.value for s in OPEN]),
+        UnlockRequest.kind.in_([k.value for k in UNLOCKS]),
+    )
+    .order_by(UnlockRequest.id.desc())
+    .limit(1)
+)
+
+
 async def open_request(session: AsyncSession, username: str) -> UnlockRequest | None:
     """The person's unlock that is still in progress, if any (one at a time); questions do not count."""
-    return await session.scalar(
-        select(UnlockRequest)
-        .where(
-            UnlockRequest.crm_username == username,
-            UnlockRequest.status.in_([s.value for s in OPEN]),
-            UnlockRequest.kind.in_([k.value for k in UNLOCKS]),
-        )
-        .order_by(UnlockRequest.id.desc())
-        .limit(1)
-    )
+    return await session.scalar(_OPEN_REQUEST, {"username": username})
 
 
 async def file_request(
