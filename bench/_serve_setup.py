@@ -34,6 +34,7 @@ from _bare_apps import TELEGRAM_PATH, TELEGRAM_SECRET  # noqa: E402
 
 from bot import demo  # noqa: E402
 from bot.app import open_app  # noqa: E402
+from bot.channel_settings import TelegramSettings  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.crm.sql import SqlCrm  # noqa: E402
 from bot.crm.sql_schema import CrmUser  # noqa: E402
@@ -84,9 +85,20 @@ def postgres_schema(url: str) -> Iterator[str]:
 
 
 def settings_for(
-    data_dir: Path, database_url: str, crm_url: str, port: int, slack_api: str, telegram_api: str, keys: tuple[str, str]
+    data_dir: Path,
+    database_url: str,
+    crm_url: str,
+    port: int,
+    slack_api: str,
+    telegram_api: str,
+    keys: tuple[str, str],
+    *,
+    replicas: int = 1,
 ) -> dict[str, Any]:
-    """The settings of one replica: both chat channels on the fakes, over HTTP, on ``port``."""
+    """The settings of one of ``replicas`` replicas: both chat channels on the fakes, over HTTP, on ``port``.
+
+    The replicas share the Telegram token's 30 sends a second, as docs/deploy.md says to set them.
+    """
     return {
         "bot": {"data_dir": str(data_dir), "default_locale": "en"},
         "database": {"url": database_url},
@@ -100,6 +112,7 @@ def settings_for(
             "mode": "webhook",
             "secret_token": TELEGRAM_SECRET,
             "webhook_path": TELEGRAM_PATH,
+            "messages_per_second": TelegramSettings().messages_per_second / replicas,
         },
         "http": {"host": "127.0.0.1", "port": port},
     }

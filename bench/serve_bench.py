@@ -100,6 +100,11 @@ class Result:
     def rate(self) -> float:
         return len(self.latencies) / self.seconds if self.seconds else 0.0
 
+    @property
+    def per_cpu_second(self) -> float:
+        """People answered per second of the server's CPU: what the process costs, whatever paces or shares it."""
+        return len(self.latencies) / self.cpu if self.cpu else 0.0
+
     def row(self) -> str:
         ordered = sorted(self.latencies) or [float("nan")]
         p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
@@ -240,8 +245,9 @@ async def throughput(args: argparse.Namespace, home: Path, database_url: str | N
                 if person.channel == "slack":
                     slack.add_person(person.user_id, person.username, email=f"{person.username}@example.com")
 
-            def settings(name: str, port: int = 8080) -> dict[str, Any]:
-                return settings_for(home / name, url, crm_url, port, slack.api_url, telegram.base_url, keys)
+            def settings(name: str, port: int = 8080, replicas: int = 1) -> dict[str, Any]:
+                api = (slack.api_url, telegram.base_url)
+                return settings_for(home / name, url, crm_url, port, *api, keys, replicas=replicas)
 
             started = time.perf_counter()
             await prepare(settings("prepare"), everyone)
@@ -249,7 +255,9 @@ async def throughput(args: argparse.Namespace, home: Path, database_url: str | N
             print(HEADER)
             for replicas in replica_counts:
                 ports = [free_port() for _ in range(replicas)]
-                configs = [write_toml(home / f"r{n}.toml", settings(f"replica{n}", p)) for n, p in enumerate(ports)]
+                configs = [
+                    write_toml(home / f"r{n}.toml", settings(f"replica{n}", p, replicas)) for n, p in enumerate(ports)
+                ]
                 commands = [serve_command(config) for config in configs]
                 async with Processes(commands, ports, home / f"serve{replicas}", ready_path="/readyz") as servers:
                     for platform in ("slack", "telegram"):
@@ -316,8 +324,10 @@ async def burst(count: int, chats: int, rate: float) -> str:
     )
 
 
-def ratio(results: list[Result], top: str, bottom: str) -> str:
+def ratio(results: list[Result], top: str, bottom: str, *, per_cpu: bool = False) -> str:
     high, low = (next(r for r in results if r.what == what) for what in (top, bottom))
+    if per_cpu:
+        return f"{high.per_cpu_second / low.per_cpu_second:.2f}" if low.per_cpu_second else "-"
     return f"{high.rate / low.rate:.2f}" if low.rate else "-"
 
 
@@ -339,10 +349,12 @@ async def run(args: argparse.Namespace) -> None:
     if kept:
         print(f"settings and the servers' logs are kept in {kept}")
     pace = TelegramSettings().messages_per_second
-    print("\nfull bot / bare app (the same fake, people and concurrency):")
-    print(f"  Slack:    {ratio(results, 'full bot, slack, 1 replica', 'bare Bolt echo, slack')}")
+    print("\nfull bot / bare app (the same fake, people and concurrency): people/s, and people per CPU-second")
+    slack = ("full bot, slack, 1 replica", "bare Bolt echo, slack")
+    telegram = ("full bot, telegram, 1 replica", "bare PTB echo, telegram")
+    print(f"  Slack:    {ratio(results, *slack)}  per CPU-second {ratio(results, *slack, per_cpu=True)}")
     print(
-        f"  Telegram: {ratio(results, 'full bot, telegram, 1 replica', 'bare PTB echo, telegram')}"
+        f"  Telegram: {ratio(results, *telegram)}  per CPU-second {ratio(results, *telegram, per_cpu=True)}"
         f"   (the bot paces its sends at {pace:g}/s; the bare app has no limiter)"
     )
     if args.database_url:

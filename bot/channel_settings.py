@@ -54,7 +54,7 @@ class TelegramSettings(Section):
     # The group (a negative id) where request cards with Approve / Deny are posted; unset posts none.
     admin_chat_id: int | None = None
     # At most this many sends in any one second (Telegram's flood control answers 429 past 30); lower it when
-    # another bot shares the token's limit.
+    # another bot shares the token's limit. Each replica paces its own sends: N replicas take 30 / N each.
     messages_per_second: float = Field(default=30, gt=0, le=30)
 
     @field_validator("token")
