@@ -166,6 +166,8 @@ class Renderer:
     def __init__(self, env: Environment, templates_dir: Path) -> None:
         self._env = env
         self._labels = self._load_labels(templates_dir)
+        # A label without parameters reads the same every time: rendered once (a reply shows several).
+        self._plain: dict[tuple[str, str], str] = {}
         self._check_locales_match(templates_dir)
 
     def _load_labels(self, templates_dir: Path) -> Mapping[str, Mapping[str, Template]]:
@@ -199,7 +201,12 @@ class Renderer:
             raise ConfigError(f"{templates_dir}: templates differ between locales: {', '.join(differing)}")
 
     def label(self, key: str, locale: str, params: Mapping[str, object] | None = None) -> str:
-        return self._labels[locale][key].render(locale=locale, **(params or {})).strip()
+        if params:
+            return self._labels[locale][key].render(locale=locale, **params).strip()
+        plain = self._plain.get((key, locale))
+        if plain is None:
+            plain = self._plain[(key, locale)] = self._labels[locale][key].render(locale=locale).strip()
+        return plain
 
     def render(self, reply: Reply, locale: str, timezone: str | None = None) -> Rendered:
         """``timezone``: the person's own IANA zone, when their chat profile gives one."""
