@@ -103,6 +103,15 @@ class _TurnNote:
     outcome: str = TurnOutcome.ERROR
     flow: str | None = None
     step: str | None = None
+    prompt: str = "[]"  # what the person had last been asked, as the turn found it
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """A turn's replies, and whether the prompt it answered asked for a secret (so the message may hold a code)."""
+
+    replies: list[Rendered]
+    answered_secret_prompt: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,10 +161,15 @@ class Engine:
 
     async def handle(self, inbound: Inbound) -> list[Rendered]:
         """Handle one event; never raises for anything the person did."""
+        return (await self.exchange(inbound)).replies
+
+    async def exchange(self, inbound: Inbound) -> Exchange:
+        """``handle``, also saying whether the person had been asked for a secret, read inside the turn's lock."""
         started = time.perf_counter()
         note = _TurnNote()
         try:
-            return await self._handle(inbound, note)
+            replies = await self._handle(inbound, note)
+            return Exchange(replies, any(reply.secret_input for reply in replies_from_json(note.prompt)))
         except asyncio.CancelledError:
             note.outcome = TurnOutcome.CANCELLED  # the process is stopping
             raise
@@ -190,7 +204,7 @@ class Engine:
                         note.outcome = TurnOutcome.DUPLICATE
                         return []
                     conversation, username = await self._conversation(session, inbound)
-                    note.flow, note.step = conversation.flow, conversation.step
+                    note.flow, note.step, note.prompt = conversation.flow, conversation.step, conversation.prompt
                     locale = conversation.locale = self._locale(conversation, inbound)
                     replies, username = await self._turn(session, conversation, inbound, username, queued)
                     # Where the turn left the conversation; a flow that ended shows as its name with step "end".

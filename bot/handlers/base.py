@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from bot.cards import CardToPost, CardToRedraw
     from bot.clock import Clock
     from bot.config import Settings
-    from bot.engine import Delivery
+    from bot.engine import Delivery, Exchange
     from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,8 @@ class EnginePort(Protocol):
     """What a channel may ask of the bot."""
 
     async def handle(self, inbound: Any) -> list[Rendered]: ...
+
+    async def exchange(self, inbound: Any) -> Exchange: ...
 
     async def is_linked(self, channel: str, team_id: str, user_id: str) -> bool: ...
 

@@ -446,8 +446,8 @@ class TelegramChannel(Channel):
         async with self.people[inbound.user_id]:
             if press_id is not None:
                 await self._answer(press_id, None)  # at once: Telegram shows a spinner until then
-            was_awaiting_secret = await self._awaits_secret(person)
-            replies = await self.engine.handle(inbound)
+            exchange = await self.engine.exchange(inbound)
+            replies, was_awaiting_secret = exchange.replies, exchange.answered_secret_prompt
             if not replies:
                 return  # a redelivery the engine had already handled
             if was_awaiting_secret and code_message is not None:
