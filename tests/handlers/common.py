@@ -4,7 +4,7 @@ settings for the weekly digest."""
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -21,6 +21,7 @@ from bot.handlers.base import Channel
 from bot.reports.digest import TEMPLATE as DIGEST
 from bot.requests.unlock_requests import file_request
 from bot.storage.models import Notification, UnlockRequest
+from tests.databases import DemoTemplates, demo_app
 
 
 def free_port() -> int:
@@ -91,6 +92,21 @@ async def digest_notices(app: App) -> int:
             select(func.count()).select_from(Notification).where(Notification.template == DIGEST)
         )
     return int(found or 0)
+
+
+@asynccontextmanager
+async def after_digest_rounds(
+    make: Callable[[App], Channel], settings: Settings, clock: ManualClock, templates: DemoTemplates
+) -> AsyncIterator[App]:
+    """The demo app of ``settings`` once ``digest_passes`` ran through the one channel ``make`` builds for it."""
+    async with demo_app(settings, clock, templates) as app:
+        channel = make(app)
+        await channel.start()
+        try:
+            await digest_passes([app], [channel], clock)  # the second round posts nothing more
+        finally:
+            await channel.stop()
+        yield app
 
 
 async def digest_passes(apps: Sequence[App], channels: Sequence[Channel], clock: ManualClock) -> None:

@@ -35,7 +35,7 @@ from bot.logs import configure as configure_logging
 from bot.logs import secrets_of
 from bot.serve import serve
 from bot.storage.models import Conversation
-from tests.databases import DemoTemplates, demo_app
+from tests.databases import DemoTemplates
 from tests.fakes.dingtalk_api import (
     ADMIN_GROUP,
     CARD_TOPIC,
@@ -50,9 +50,9 @@ from tests.fakes.dingtalk_api import (
     press,
 )
 from tests.handlers.common import (
+    after_digest_rounds,
     code,
     digest_notices,
-    digest_passes,
     file_for,
     free_port,
     request_of,
@@ -626,13 +626,8 @@ async def test_the_weekly_digest_is_posted_with_its_chart_in_the_admin_group_onc
         "mode": "http",
         "admin_conversation_id": ADMIN_GROUP,
     }
-    async with demo_app(with_weekly_digest(settings, "dingtalk", section), clock, demo_templates) as app:
-        channel = DingTalkChannel.for_app(app)
-        await channel.start()
-        try:
-            await digest_passes([app], [channel], clock)  # the second round posts nothing more
-        finally:
-            await channel.stop()
+    digest = with_weekly_digest(settings, "dingtalk", section)
+    async with after_digest_rounds(DingTalkChannel.for_app, digest, clock, demo_templates) as app:
         *summary, picture = fake.chat(ADMIN_GROUP)
         assert [posted.kind for posted in summary] == ["text"] * len(summary)
         text = "\n".join(posted.text for posted in summary)

@@ -34,7 +34,7 @@ from bot.logs import configure as configure_logging
 from bot.logs import secrets_of
 from bot.serve import serve
 from bot.storage.models import Conversation
-from tests.databases import DemoTemplates, demo_app
+from tests.databases import DemoTemplates
 from tests.fakes.feishu_api import (
     ADMIN_CHAT,
     APP_ID,
@@ -54,9 +54,9 @@ from tests.fakes.feishu_api import (
     url_verification,
 )
 from tests.handlers.common import (
+    after_digest_rounds,
     code,
     digest_notices,
-    digest_passes,
     file_for,
     free_port,
     request_of,
@@ -713,13 +713,8 @@ async def test_the_weekly_digest_is_posted_with_its_chart_in_the_admin_chat_once
         "api_base_url": feishu.base_url,
         "admin_chat_id": ADMIN_CHAT,
     }
-    async with demo_app(with_weekly_digest(settings, "feishu", section), clock, demo_templates) as app:
-        channel = FeishuChannel.for_app(app)
-        await channel.start()
-        try:
-            await digest_passes([app], [channel], clock)  # the second round posts nothing more
-        finally:
-            await channel.stop()
+    digest = with_weekly_digest(settings, "feishu", section)
+    async with after_digest_rounds(FeishuChannel.for_app, digest, clock, demo_templates) as app:
         summary, picture = feishu.chat(ADMIN_CHAT)
         assert "Your weekly lock digest" in text_of(summary)
         assert "Press the button" not in text_of(summary)
