@@ -108,10 +108,15 @@ class _TurnNote:
 
 @dataclass(frozen=True, slots=True)
 class Exchange:
-    """A turn's replies, and whether the prompt it answered asked for a secret (so the message may hold a code)."""
+    """A turn's replies, and the prompt it answered (as stored with the conversation)."""
 
     replies: list[Rendered]
-    answered_secret_prompt: bool
+    prompt: str
+
+    @property
+    def answered_secret_prompt(self) -> bool:
+        """Whether that prompt asked for a secret, so the message may hold a code. Read only when asked."""
+        return any(reply.secret_input for reply in replies_from_json(self.prompt))
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +174,7 @@ class Engine:
         note = _TurnNote()
         try:
             replies = await self._handle(inbound, note)
-            return Exchange(replies, any(reply.secret_input for reply in replies_from_json(note.prompt)))
+            return Exchange(replies, note.prompt)
         except asyncio.CancelledError:
             note.outcome = TurnOutcome.CANCELLED  # the process is stopping
             raise
